@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install the project with its dev tools into ./.venv, lint, and run the tests.
+# Extra arguments go to pytest (e.g. -m "not slow").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_venv.sh
+ruff check src tests
+ruff format --check src tests
+exec python -m pytest "$@"

@@ -1,0 +1,154 @@
+"""Typed parameters of both pipelines.
+
+Kedro (1.3+) turns a ``params:`` input into the model named by the node's type
+hint and validates it before any node runs, so a bad value in
+``conf/*/parameters_*.yml`` or ``--params`` stops the run at start with a
+message naming the field. The defaults reproduce the write-up's recipe.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+
+
+class _Params(BaseModel):
+    """Base: unknown keys are errors, so a typo in YAML never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class MetadataParams(_Params):
+    """How the Kaggle metadata CSV is read."""
+
+    # Raw ``Label`` spelling -> class name. The dataset spells it ``Pnemonia``.
+    label_map: dict[str, Literal["NORMAL", "PNEUMONIA"]] = {
+        "Normal": "NORMAL",
+        "Pnemonia": "PNEUMONIA",
+        "Pneumonia": "PNEUMONIA",
+    }
+
+
+class PreprocessingParams(_Params):
+    """Grayscale + resize of every joined image to a PNG."""
+
+    image_size: tuple[PositiveInt, PositiveInt] = (300, 300)  # (height, width)
+    # ``stretch`` ignores the aspect ratio, as the write-up did; ``pad`` letterboxes
+    # with black so anatomy keeps its proportions.
+    resize_mode: Literal["stretch", "pad"] = "stretch"
+    # Let libjpeg decode at a reduced scale (>= 2x the target) before the
+    # antialiased resize: about 2x faster on 1-3k px JPEGs, 0.5 grey level RMS
+    # from a full decode on average.
+    jpeg_draft: bool = True
+    png_compress_level: int = Field(1, ge=0, le=9)
+    workers: int = Field(0, ge=0)  # 0 = one process per CPU core; 1 = in-process
+
+
+class SplitParams(_Params):
+    """Train/validation split of the TRAIN images (the TEST split is kept as is)."""
+
+    validation_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    # ``patient``: stratified by label, no patient on both sides (default).
+    # ``stratified``: stratified by label only. ``random``: the write-up's
+    # ``train_test_split(test_size=0.2, random_state=2)``, unstratified.
+    strategy: Literal["patient", "stratified", "random"] = "patient"
+    seed: int = 2
+
+
+# ----------------------------------------------------------------------- training
+
+
+class ModelParams(_Params):
+    """The write-up's VGG-style network."""
+
+    conv_filters: list[PositiveInt] = [32, 64, 128, 128]
+    kernel_size: PositiveInt = 3
+    pool_size: PositiveInt = 2
+    dropout: float = Field(0.5, ge=0.0, lt=1.0)
+    dense_units: PositiveInt = 512
+    # ``flatten`` is the write-up's head; ``global_average`` is far smaller and
+    # faster on a CPU.
+    head: Literal["flatten", "global_average"] = "flatten"
+
+    @field_validator("conv_filters")
+    @classmethod
+    def _at_least_one_conv(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("conv_filters needs at least one convolution")
+        return value
+
+
+class AugmentationParams(_Params):
+    """Train-time augmentation, as Keras preprocessing layers (write-up's settings).
+
+    Setting a value to 0 (or ``horizontal_flip: false``) switches that transform
+    off; ``enabled: false`` switches all of them off.
+    """
+
+    enabled: bool = True
+    rotation_degrees: float = Field(40.0, ge=0.0, le=180.0)
+    width_shift: float = Field(0.2, ge=0.0, lt=1.0)
+    height_shift: float = Field(0.2, ge=0.0, lt=1.0)
+    # ``ImageDataGenerator(shear_range=0.2)`` means 0.2 *degrees*; Keras'
+    # ``RandomShear`` takes a shear intensity. 0.2 here is passed to RandomShear.
+    shear: float = Field(0.2, ge=0.0, lt=1.0)
+    zoom: float = Field(0.2, ge=0.0, lt=1.0)
+    horizontal_flip: bool = True
+    fill_mode: Literal["nearest", "reflect", "constant", "wrap"] = "nearest"
+
+
+class OptimizerParams(_Params):
+    name: Literal["adam", "sgd", "rmsprop", "adamw"] = "adam"
+    learning_rate: float = Field(1e-4, gt=0.0)
+
+
+class EarlyStoppingParams(_Params):
+    enabled: bool = False
+    monitor: str = "val_loss"
+    patience: PositiveInt = 10
+    restore_best_weights: bool = True
+
+
+class TrainingParams(_Params):
+    """Everything that decides how the model is trained."""
+
+    # Class names in label order: index 0 -> label 0. PNEUMONIA = 1 is the
+    # positive class of every metric (the write-up used Normal = 1).
+    classes: tuple[str, str] = ("NORMAL", "PNEUMONIA")
+    seed: int = 42
+    deterministic_ops: bool = False
+    epochs: int = Field(60, ge=0)
+    batch_size: PositiveInt = 32
+    model: ModelParams = ModelParams()
+    augmentation: AugmentationParams = AugmentationParams()
+    optimizer: OptimizerParams = OptimizerParams()
+    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    # ``balanced`` weights each class by n_samples / (n_classes * n_class).
+    class_weight: Literal["none", "balanced"] = "none"
+    mixed_precision: bool = False
+    distribution: Literal["default", "mirrored"] = "default"
+    # Per-epoch state for BackupAndRestore: a killed run resumes from here.
+    checkpoint_dir: str = "data/06_models/checkpoints"
+    loader_threads: int = Field(0, ge=0)  # 0 = one per CPU core
+
+
+class GalleryParams(_Params):
+    n_images: PositiveInt = 16
+    columns: PositiveInt = 4
+    seed: int = 0
+
+
+class EvaluationParams(_Params):
+    """How predictions become metrics."""
+
+    classes: tuple[str, str] = ("NORMAL", "PNEUMONIA")
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    # A second operating point chosen on the validation split:
+    # ``youden`` maximises sensitivity + specificity - 1, ``accuracy`` maximises
+    # validation accuracy, ``none`` reports only the fixed threshold.
+    validation_threshold: Literal["youden", "accuracy", "none"] = "youden"
+    gallery: GalleryParams = GalleryParams()

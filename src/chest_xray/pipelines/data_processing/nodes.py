@@ -1,0 +1,130 @@
+"""Nodes of the data_processing pipeline: thin wrappers that log and hand over to the modules."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from chest_xray.metadata import deduplicate, join_files, normalise_metadata
+from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams
+from chest_xray.plots import plot_dataset_summary
+from chest_xray.preprocessing import LOG_COLUMNS, preprocess_all
+from chest_xray.splitting import make_manifest
+from chest_xray.summary import compare_with_shipped, summarise
+
+logger = logging.getLogger(__name__)
+
+PartitionLoaders = dict[str, Callable[[], bytes]]
+
+
+def join_metadata(
+    raw_metadata: pd.DataFrame, raw_images: PartitionLoaders, params: MetadataParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Join labels to the image files present; report what had to be dropped.
+
+    Only file names are used here (no image is read), so a bad CSV fails in
+    seconds, before any image work.
+    """
+    tidy, duplicates = deduplicate(normalise_metadata(raw_metadata, params.label_map))
+    index, orphans = join_files(tidy, raw_images.keys())
+    dropped = pd.concat([d for d in (duplicates, orphans) if len(d)] or [orphans])
+    for reason, count in dropped["reason"].value_counts().items():
+        examples = dropped.loc[dropped["reason"] == reason, "file_name"].head(5).tolist()
+        logger.warning("Dropped %d item(s): %s, e.g. %s", count, reason, examples)
+    if index.empty:
+        raise ValueError(
+            f"No image is left after joining {len(tidy)} metadata rows to {len(raw_images)} "
+            "files of raw_images: check the raw_root setting and the folder layout "
+            "(<raw_root>/Coronahack-Chest-XRay-Dataset/Coronahack-Chest-XRay-Dataset/train/)"
+        )
+    counts = index.groupby(["split", "label"]).size().to_dict()
+    logger.info("Joined %d labelled images %s", len(index), counts)
+    return index, dropped.reset_index(drop=True)
+
+
+def summarise_dataset(
+    raw_metadata: pd.DataFrame,
+    image_index: pd.DataFrame,
+    raw_summary: pd.DataFrame,
+    params: MetadataParams,
+) -> tuple[pd.DataFrame, Figure]:
+    """Counts by split, label and category; warns where Kaggle's own summary disagrees."""
+    tidy = normalise_metadata(raw_metadata, params.label_map)
+    summary = summarise(tidy, image_index)
+    check = compare_with_shipped(summary, raw_summary, params.label_map)
+    disagree = check[check["metadata_rows"] != check["shipped"]]
+    if len(disagree):
+        logger.warning("Metadata rows disagree with the shipped summary:\n%s", disagree)
+    missing = check[check["images"] != check["shipped"]]
+    if len(missing):
+        logger.info(
+            "%d shipped images have no file here (per category):\n%s",
+            int((missing["shipped"] - missing["images"]).sum()),
+            missing.to_string(index=False),
+        )
+    return summary, plot_dataset_summary(summary)
+
+
+def preprocess_images(
+    raw_images: PartitionLoaders, image_index: pd.DataFrame, params: PreprocessingParams
+) -> tuple[dict[str, bytes], pd.DataFrame]:
+    """Grey, resized PNG per joined image (keyed by ``image_id``) and a per-image log.
+
+    A file that cannot be decoded is skipped, logged with its name and listed in
+    the log with its reason; the run goes on.
+    """
+    jobs = list(zip(image_index["image_id"], image_index["raw_partition"], strict=True))
+    images: dict[str, bytes] = {}
+    rows = []
+    for outcome in preprocess_all(
+        raw_images,
+        jobs,
+        size=params.image_size,
+        resize_mode=params.resize_mode,
+        jpeg_draft=params.jpeg_draft,
+        png_compress_level=params.png_compress_level,
+        workers=params.workers,
+    ):
+        if outcome.image is None:
+            logger.warning("Skipped %s: %s", outcome.key, outcome.reason)
+            rows.append((outcome.key, "skipped", outcome.reason, "", 0, 0))
+            continue
+        image = outcome.image
+        images[outcome.key] = image.png
+        rows.append(
+            (
+                outcome.key,
+                "ok",
+                "",
+                image.original_mode,
+                image.original_width,
+                image.original_height,
+            )
+        )
+    log = pd.DataFrame(rows, columns=LOG_COLUMNS)
+    skipped = int((log["status"] == "skipped").sum())
+    logger.info(
+        "Preprocessed %d images to %s PNG, skipped %d", len(images), params.image_size, skipped
+    )
+    if not images:
+        raise ValueError("No image could be decoded: see the preprocessing_log dataset")
+    return images, log
+
+
+def split_dataset(
+    image_index: pd.DataFrame, preprocessing_log: pd.DataFrame, params: SplitParams
+) -> pd.DataFrame:
+    """Split manifest: every usable image with its split (train / validation / test)."""
+    usable = preprocessing_log.loc[preprocessing_log["status"] == "ok", "image_id"]
+    manifest = make_manifest(
+        image_index[image_index["image_id"].isin(usable)],
+        fraction=params.validation_fraction,
+        strategy=params.strategy,
+        seed=params.seed,
+    )
+    table = manifest.groupby(["split", "label"]).size().unstack(fill_value=0)
+    logger.info("Split (%s, seed %d):\n%s", params.strategy, params.seed, table)
+    return manifest

@@ -1,0 +1,42 @@
+"""data_processing: join -> (summary | preprocess -> split)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from chest_xray.pipelines.data_processing.nodes import (
+    join_metadata,
+    preprocess_images,
+    split_dataset,
+    summarise_dataset,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                func=join_metadata,
+                inputs=["raw_metadata", "raw_images", "params:metadata"],
+                outputs=["image_index", "dropped_items"],
+                name="join_metadata",
+            ),
+            Node(
+                func=summarise_dataset,
+                inputs=["raw_metadata", "image_index", "raw_summary", "params:metadata"],
+                outputs=["dataset_summary", "dataset_summary_plot"],
+                name="summarise_dataset",
+            ),
+            Node(
+                func=preprocess_images,
+                inputs=["raw_images", "image_index", "params:preprocessing"],
+                outputs=["processed_images", "preprocessing_log"],
+                name="preprocess_images",
+            ),
+            Node(
+                func=split_dataset,
+                inputs=["image_index", "preprocessing_log", "params:split"],
+                outputs="split_manifest",
+                name="split_dataset",
+            ),
+        ],
+        tags="preprocessing",
+    )

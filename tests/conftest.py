@@ -1,0 +1,77 @@
+"""Shared fixtures: a generated Kaggle-layout dataset and a throw-away Kedro project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from chest_xray.demo_data import DemoDatasetFacts, write_demo_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory: pytest.TempPathFactory) -> DemoDatasetFacts:
+    """One synthetic Kaggle-layout dataset for the whole session (read only!)."""
+    return write_demo_dataset(tmp_path_factory.mktemp("raw") / "coronahack", seed=0)
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of this project's configuration in an empty folder, as the cwd.
+
+    Runs write data/, mlflow.db and mlruns/ there, never into the repository.
+    """
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    (project / "src").mkdir()  # bootstrap_project wants it; the package is installed
+    shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+    return project
+
+
+RunKedro = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def run_kedro(kedro_project: Path) -> Iterator[RunKedro]:
+    """Run pipelines in ``kedro_project`` as ``kedro run`` would, through a KedroSession.
+
+    ``runtime_params`` take dotted keys like ``--params``: ``{"split.seed": 7}``.
+    """
+
+    def run(
+        env: str = "demo", runtime_params: dict[str, Any] | None = None, **run_args: Any
+    ) -> dict[str, Any]:
+        with KedroSession.create(
+            project_path=kedro_project, env=env, runtime_params=nest(runtime_params or {})
+        ) as session:
+            return session.run(**run_args)
+
+    yield run
+
+
+def nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``, as ``kedro run --params`` parses them."""
+    nested: dict[str, Any] = {}
+    for key, value in dotted.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return nested

@@ -1,0 +1,78 @@
+"""Real `kedro run` of training on generated demo data: it learns, and partial reruns work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from chest_xray.demo_data import DemoDatasetFacts, write_demo_dataset
+from chest_xray.pipelines.training import create_pipeline
+from tests.conftest import RunKedro
+
+pytestmark = pytest.mark.slow
+
+PLOTS = ["training_curves", "confusion_matrix", "roc_curve", "prediction_gallery"]
+
+
+@pytest.fixture(scope="module")
+def learnable_dataset(tmp_path_factory: pytest.TempPathFactory) -> DemoDatasetFacts:
+    """Enough demo images for a small CNN to learn in a few CPU epochs."""
+    return write_demo_dataset(tmp_path_factory.mktemp("raw") / "coronahack", n_train=400, seed=1)
+
+
+def test_pipeline_nodes_and_tags() -> None:
+    pipeline = create_pipeline()
+    names = {node.name: node.tags for node in pipeline.nodes}
+    assert set(names) == {
+        "train_model",
+        "plot_training_curves",
+        "predict",
+        "evaluate",
+        "plot_evaluation",
+        "plot_prediction_gallery",
+    }
+    assert "training" in names["train_model"] and "evaluation" in names["evaluate"]
+
+
+def test_training_learns_and_evaluation_reuses_the_saved_model(
+    run_kedro: RunKedro, kedro_project: Path, learnable_dataset: DemoDatasetFacts
+) -> None:
+    params = {"raw_root": str(learnable_dataset.root), "preprocessing.workers": 1}
+    run_kedro(pipeline_names=["data_processing"], runtime_params=params)
+    run_kedro(pipeline_names=["training"], runtime_params=params)
+    data = kedro_project / "data"
+
+    history = json.loads((data / "08_reporting/training_history.json").read_text())
+    manifest = pd.read_csv(data / "03_primary/split_manifest.csv")
+    validation = manifest[manifest["split"] == "validation"]
+    majority = validation["label"].value_counts(normalize=True).max()
+    assert len(history["val_accuracy"]) >= 3
+    assert max(history["val_accuracy"]) > majority + 0.1, (history, majority)
+
+    metrics = json.loads((data / "08_reporting/test_metrics.json").read_text())
+    test = metrics["test"]
+    assert test["n"] == int((manifest["split"] == "test").sum())
+    assert test["auc"] > 0.8
+    fixed = test["at_fixed_threshold"]
+    assert fixed["threshold"] == 0.5
+    assert set(fixed["confusion_matrix"]) == {"tn", "fp", "fn", "tp"}
+    assert sum(fixed["confusion_matrix"].values()) == test["n"]
+
+    predictions = pd.read_csv(data / "07_model_output/test_predictions.csv")
+    assert list(predictions.columns) == ["image_id", "label", "y_true", "probability"]
+    assert predictions["probability"].between(0, 1).all()
+    for plot in PLOTS:
+        assert (data / f"08_reporting/{plot}.png").stat().st_size > 5_000, plot
+    models = sorted((data / "06_models/model.h5").iterdir())
+    assert len(models) == 1  # one version
+
+    # Re-evaluate from the saved model: no training node runs, no new model version.
+    (data / "08_reporting/test_metrics.json").unlink()
+    run_kedro(pipeline_names=["training"], runtime_params=params, from_nodes=["predict"])
+    assert sorted((data / "06_models/model.h5").iterdir()) == models
+    again = json.loads((data / "08_reporting/test_metrics.json").read_text())
+    assert again["test"]["auc"] == pytest.approx(test["auc"], abs=1e-6)
+    assert json.loads((data / "08_reporting/training_history.json").read_text()) == history
