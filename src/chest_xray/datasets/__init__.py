@@ -1,5 +1,6 @@
-"""Custom Kedro datasets (only where no kedro-datasets class fits)."""
+"""Custom Kedro datasets (only where no kedro-datasets class fits; each module says why)."""
 
 from chest_xray.datasets.image_file_dataset import ImageFileDataset
+from chest_xray.datasets.keras_model_dataset import KerasModelDataset
 
-__all__ = ["ImageFileDataset"]
+__all__ = ["ImageFileDataset", "KerasModelDataset"]

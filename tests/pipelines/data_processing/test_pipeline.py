@@ -14,7 +14,13 @@ from tests.conftest import RunKedro
 
 pytestmark = pytest.mark.slow
 
-NODES = ["join_metadata", "summarise_dataset", "preprocess_images", "split_dataset"]
+NODES = [
+    "join_metadata",
+    "summarise_dataset",
+    "preprocess_images",
+    "report_dropped_items",
+    "split_dataset",
+]
 
 
 def test_pipeline_is_the_four_named_nodes() -> None:
@@ -36,7 +42,7 @@ def test_run_on_generated_data(
     counts = index.groupby(["split", "label"]).size().to_dict()
     assert counts == dict(demo_dataset.labelled_images)
 
-    dropped = pd.read_csv(data / "02_intermediate/dropped_items.csv", keep_default_na=False)
+    dropped = pd.read_csv(data / "08_reporting/dropped_items.csv", keep_default_na=False)
     no_row = dropped.loc[dropped["reason"].str.contains("no metadata row"), "file_name"]
     assert sorted(no_row) == sorted(demo_dataset.unlabelled_files)
     no_file = dropped.loc[dropped["reason"].str.contains("no image file")]

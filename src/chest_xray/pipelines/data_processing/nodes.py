@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pandas as pd
 from matplotlib.figure import Figure
 
-from chest_xray.metadata import deduplicate, join_files, normalise_metadata
+from chest_xray.metadata import DROPPED_COLUMNS, deduplicate, join_files, normalise_metadata
 from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams
 from chest_xray.plots import plot_dataset_summary
-from chest_xray.preprocessing import LOG_COLUMNS, preprocess_all
+from chest_xray.preprocessing import LOG_COLUMNS, preprocess_all, reusable_rows, settings_key
 from chest_xray.splitting import make_manifest
 from chest_xray.summary import compare_with_shipped, summarise
 
@@ -23,16 +23,16 @@ PartitionLoaders = dict[str, Callable[[], bytes]]
 def join_metadata(
     raw_metadata: pd.DataFrame, raw_images: PartitionLoaders, params: MetadataParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Join labels to the image files present; report what had to be dropped.
+    """Join labels to the image files present; list what could not be matched.
 
     Only file names are used here (no image is read), so a bad CSV fails in
     seconds, before any image work.
     """
     tidy, duplicates = deduplicate(normalise_metadata(raw_metadata, params.label_map))
     index, orphans = join_files(tidy, raw_images.keys())
-    dropped = pd.concat([d for d in (duplicates, orphans) if len(d)] or [orphans])
-    for reason, count in dropped["reason"].value_counts().items():
-        examples = dropped.loc[dropped["reason"] == reason, "file_name"].head(5).tolist()
+    unmatched = pd.concat([d for d in (duplicates, orphans) if len(d)] or [orphans])
+    for reason, count in unmatched["reason"].value_counts().items():
+        examples = unmatched.loc[unmatched["reason"] == reason, "file_name"].head(5).tolist()
         logger.warning("Dropped %d item(s): %s, e.g. %s", count, reason, examples)
     if index.empty:
         raise ValueError(
@@ -42,7 +42,7 @@ def join_metadata(
         )
     counts = index.groupby(["split", "label"]).size().to_dict()
     logger.info("Joined %d labelled images %s", len(index), counts)
-    return index, dropped.reset_index(drop=True)
+    return index, unmatched.reset_index(drop=True)
 
 
 def summarise_dataset(
@@ -69,16 +69,41 @@ def summarise_dataset(
 
 
 def preprocess_images(
-    raw_images: PartitionLoaders, image_index: pd.DataFrame, params: PreprocessingParams
+    raw_images: PartitionLoaders,
+    image_index: pd.DataFrame,
+    params: PreprocessingParams,
+    preprocessing_log_previous: pd.DataFrame | None = None,
+    processed_images_existing: PartitionLoaders | None = None,
 ) -> tuple[dict[str, bytes], pd.DataFrame]:
     """Grey, resized PNG per joined image (keyed by ``image_id``) and a per-image log.
 
     A file that cannot be decoded is skipped, logged with its name and listed in
     the log with its reason; the run goes on.
+
+    With ``params.incremental`` an image whose source bytes (BLAKE2b) and
+    settings match the last run's log, and whose PNG is still there, is not
+    decoded again: its log row carries over and only new PNGs are returned, so
+    ``processed_images`` must keep the folder's other files (``overwrite:
+    false``). The last run's log and the PNG folder's listing come in as
+    read-only entries (None before the first run); no PNG is read.
     """
+    settings = settings_key(
+        params.image_size, params.resize_mode, params.jpeg_draft, params.png_compress_level
+    )
+    previous = (
+        reusable_rows(preprocessing_log_previous, processed_images_existing or {}, settings)
+        if params.incremental
+        else {}
+    )
+    digest_column = LOG_COLUMNS.index("source_blake2b")
+
+    def unchanged(key: str, digest: str) -> bool:
+        return key in previous and previous[key][digest_column] == digest
+
     jobs = list(zip(image_index["image_id"], image_index["raw_partition"], strict=True))
     images: dict[str, bytes] = {}
     rows = []
+    reused = 0
     for outcome in preprocess_all(
         raw_images,
         jobs,
@@ -87,10 +112,17 @@ def preprocess_images(
         jpeg_draft=params.jpeg_draft,
         png_compress_level=params.png_compress_level,
         workers=params.workers,
+        reuse=unchanged,
     ):
+        if outcome.reused:
+            rows.append(previous[outcome.key])
+            reused += 1
+            continue
         if outcome.image is None:
             logger.warning("Skipped %s: %s", outcome.key, outcome.reason)
-            rows.append((outcome.key, "skipped", outcome.reason, "", 0, 0))
+            rows.append(
+                (outcome.key, "skipped", outcome.reason, "", 0, 0, outcome.source_digest, settings)
+            )
             continue
         image = outcome.image
         images[outcome.key] = image.png
@@ -102,14 +134,19 @@ def preprocess_images(
                 image.original_mode,
                 image.original_width,
                 image.original_height,
+                outcome.source_digest,
+                settings,
             )
         )
     log = pd.DataFrame(rows, columns=LOG_COLUMNS)
-    skipped = int((log["status"] == "skipped").sum())
     logger.info(
-        "Preprocessed %d images to %s PNG, skipped %d", len(images), params.image_size, skipped
+        "Preprocessed %d images to %s PNG, reused %d unchanged, skipped %d",
+        len(images),
+        params.image_size,
+        reused,
+        int((log["status"] == "skipped").sum()),
     )
-    if not images:
+    if not (log["status"] == "ok").any():
         raise ValueError("No image could be decoded: see the preprocessing_log dataset")
     return images, log
 
@@ -128,3 +165,21 @@ def split_dataset(
     table = manifest.groupby(["split", "label"]).size().unstack(fill_value=0)
     logger.info("Split (%s, seed %d):\n%s", params.strategy, params.seed, table)
     return manifest
+
+
+def report_dropped_items(
+    unmatched_items: pd.DataFrame, image_index: pd.DataFrame, preprocessing_log: pd.DataFrame
+) -> pd.DataFrame:
+    """Everything left out of the dataset, with the reason: one report to audit.
+
+    Unmatched files and rows (from the join) plus images that did not decode.
+    """
+    skipped = preprocessing_log[preprocessing_log["status"] != "ok"]
+    unreadable = image_index.merge(skipped[["image_id", "reason"]], on="image_id")
+    unreadable = unreadable.assign(reason="unreadable image: " + unreadable["reason"])
+    report = pd.concat(
+        [unmatched_items[DROPPED_COLUMNS], unreadable[DROPPED_COLUMNS]], ignore_index=True
+    )
+    counts = report["reason"].str.split(":").str[0].value_counts().to_dict()
+    logger.info("Dropped %d item(s) in all: %s", len(report), counts)
+    return report

@@ -1,10 +1,11 @@
-"""data_processing: join -> (summary | preprocess -> split)."""
+"""data_processing: join -> (summary | preprocess -> (dropped-items report | split))."""
 
 from kedro.pipeline import Node, Pipeline
 
 from chest_xray.pipelines.data_processing.nodes import (
     join_metadata,
     preprocess_images,
+    report_dropped_items,
     split_dataset,
     summarise_dataset,
 )
@@ -16,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 func=join_metadata,
                 inputs=["raw_metadata", "raw_images", "params:metadata"],
-                outputs=["image_index", "dropped_items"],
+                outputs=["image_index", "unmatched_items"],
                 name="join_metadata",
             ),
             Node(
@@ -27,9 +28,23 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=preprocess_images,
-                inputs=["raw_images", "image_index", "params:preprocessing"],
+                inputs=[
+                    "raw_images",
+                    "image_index",
+                    "params:preprocessing",
+                    # What the last run left (None before the first): read only,
+                    # so an incremental run redoes only new or changed images.
+                    "preprocessing_log_previous",
+                    "processed_images_existing",
+                ],
                 outputs=["processed_images", "preprocessing_log"],
                 name="preprocess_images",
+            ),
+            Node(
+                func=report_dropped_items,
+                inputs=["unmatched_items", "image_index", "preprocessing_log"],
+                outputs="dropped_items",
+                name="report_dropped_items",
             ),
             Node(
                 func=split_dataset,

@@ -1,0 +1,61 @@
+"""KerasModelDataset: versioned round trips, atomic saves, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from kedro.io import DatasetError
+from kedro.io.core import Version
+
+from chest_xray.datasets import KerasModelDataset
+
+
+def tiny_model() -> keras.Model:
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(2, 3, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_versioned_round_trip_keeps_predictions(tmp_path: Path, suffix: str) -> None:
+    model = tiny_model()
+    images = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+    dataset = KerasModelDataset(
+        filepath=str(tmp_path / f"model{suffix}"),
+        version=Version(None, None),
+        save_args={"include_optimizer": False} if suffix == ".h5" else None,
+    )
+    assert not dataset.exists()
+    dataset.save(model)
+    assert dataset.exists()
+    loaded = KerasModelDataset(
+        filepath=str(tmp_path / f"model{suffix}"), version=Version(None, None)
+    ).load()
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+    files = [p.name for p in (tmp_path / f"model{suffix}").rglob("*") if p.is_file()]
+    assert files == [f"model{suffix}"]  # one version, no temporary leftovers
+
+
+def test_failed_save_leaves_nothing_to_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(*args: object, **kwargs: object) -> None:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(keras.saving, "save_model", crash)
+    dataset = KerasModelDataset(filepath=str(tmp_path / "model.h5"), version=Version(None, None))
+    with pytest.raises(DatasetError, match=r"model\.h5.*No space left"):
+        dataset.save(tiny_model())
+    assert not dataset.exists()
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_other_extensions_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"\.keras or \.h5"):
+        KerasModelDataset(filepath=str(tmp_path / "model.pkl"))
