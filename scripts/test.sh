@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
+bash scripts/install-chromium.sh || true  # headless chromium for tests/test_viz.py
 ruff check src tests
 ruff format --check src tests
 exec python -m pytest "$@"

@@ -40,6 +40,8 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (project / "src").mkdir()  # bootstrap_project wants it; the package is installed
     shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
     monkeypatch.chdir(project)
+    # Absolute: MLflow caches one store per URI string for the whole process.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project}/mlflow.db")
     bootstrap_project(project)
     return project
 

@@ -19,6 +19,10 @@ ResizeMode = Literal["stretch", "pad"]
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
+# Recorded with every preprocessed image: bump it when a change here alters the
+# pixels of ``preprocess``, so an incremental run redoes every image.
+OUTPUT_VERSION = 1
+
 
 class UnreadableImageError(ValueError):
     """The bytes of ``name`` are not a decodable image (truncated, empty, not an image...)."""

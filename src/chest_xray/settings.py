@@ -1,6 +1,7 @@
 """Project settings: Kedro wiring only. Defaults: https://docs.kedro.org/en/stable/configure/"""
 
 from kedro.config import OmegaConfigLoader
+from omegaconf.resolvers import oc
 
 from chest_xray.hooks import MlflowHooks
 
@@ -13,4 +14,6 @@ CONFIG_LOADER_ARGS = {
     # An environment (conf/cpu, conf/demo, ...) overrides single nested values
     # instead of replacing a whole parameter group.
     "merge_strategy": {"parameters": "soft", "globals": "soft"},
+    # ${oc.env:...} outside credentials: MLFLOW_TRACKING_URI overrides mlflow.yml.
+    "custom_resolvers": {"oc.env": oc.env},
 }

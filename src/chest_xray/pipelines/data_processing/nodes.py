@@ -80,7 +80,7 @@ def preprocess_images(
     A file that cannot be decoded is skipped, logged with its name and listed in
     the log with its reason; the run goes on.
 
-    With ``params.incremental`` an image whose source bytes (BLAKE2b) and
+    With ``params.incremental`` an image whose source bytes (SHA-256) and
     settings match the last run's log, and whose PNG is still there, is not
     decoded again: its log row carries over and only new PNGs are returned, so
     ``processed_images`` must keep the folder's other files (``overwrite:
@@ -95,7 +95,7 @@ def preprocess_images(
         if params.incremental
         else {}
     )
-    digest_column = LOG_COLUMNS.index("source_blake2b")
+    digest_column = LOG_COLUMNS.index("source_sha256")
 
     def unchanged(key: str, digest: str) -> bool:
         return key in previous and previous[key][digest_column] == digest

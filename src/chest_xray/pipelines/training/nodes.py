@@ -138,10 +138,10 @@ def plot_evaluation(
         params.classes,
         title=f"Test set, threshold {fixed['threshold']:.2f}",
     )
-    points = {f"{fixed['threshold']:.2f}": fixed["threshold"]}
+    points = {"fixed": fixed["threshold"]}
     tuned = test.get("at_validation_threshold")
     if tuned:
-        points[f"{tuned['strategy']} ({tuned['threshold']:.2f})"] = tuned["threshold"]
+        points[f"{tuned['strategy']} on validation"] = tuned["threshold"]
     roc = plot_roc_curve(
         test_predictions["y_true"].to_numpy(int),
         test_predictions["probability"].to_numpy(float),

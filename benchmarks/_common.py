@@ -1,0 +1,164 @@
+"""Shared helpers of the benchmark scripts: data checks, medians, the machine, JSON results.
+
+Kept free of heavy imports: spawn-based worker processes re-import the main
+script, and with it this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def require_dir(path: Path, what: str, pattern: str = "*") -> Path:
+    """Exit with a clear message (not a traceback) when the data folder is absent or empty."""
+    if not path.is_dir():
+        sys.exit(
+            f"error: {what} not found at {path}\n"
+            f"Pass its location as the first argument (see benchmarks/README.md)."
+        )
+    if not any(path.glob(pattern)):
+        sys.exit(f"error: {path} has no {pattern} files; is it {what}?")
+    return path
+
+
+def kaggle_images(root: Path, split: str) -> Path:
+    """``<root>/Coronahack-Chest-XRay-Dataset/Coronahack-Chest-XRay-Dataset/<split>``, checked."""
+    folder = root / "Coronahack-Chest-XRay-Dataset" / "Coronahack-Chest-XRay-Dataset" / split
+    require_dir(root, "the CoronaHack dataset (Kaggle layout)")
+    return require_dir(folder, f"the {split} images of the CoronaHack dataset")
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds, result) of one call, on the monotonic high-resolution clock."""
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on: they mean little without it."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gb = round(int(line.split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    return {
+        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "cores": cores,
+        "cpu": model,
+        "memory_gb": memory_gb,
+        "load_average_at_start": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def versions(*modules: str) -> dict[str, str]:
+    """Versions of the named, already importable packages."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for module in modules:
+        try:
+            found[module] = version(module)
+        except PackageNotFoundError:
+            found[module] = "absent"
+    return found
+
+
+def write_result(name: str, result: dict[str, Any], out: Path | None = None) -> Path:
+    """benchmarks/results/<name>.json (git-ignored), overwritten by each run."""
+    path = out or RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"\nwrote {path}")
+    return path
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A plain aligned text table (also valid Markdown)."""
+    cells = [[str(c) for c in header], *[[_fmt(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def _burn(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def cpu_parallelism(processes: int = 2, n: int = 4_000_000) -> dict[str, float]:
+    """How many cores this process really gets right now (the machine may be shared).
+
+    Times a pure-Python loop in one process, then the same loop in ``processes``
+    processes at once (pool started beforehand): ``speedup`` is ``processes`` on
+    an idle machine and about 1 when other work holds all but one core.
+    """
+    import multiprocessing
+
+    start = time.perf_counter()
+    _burn(n)
+    one = time.perf_counter() - start
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        pool.map(_burn, [1] * processes)  # started and warm
+        start = time.perf_counter()
+        pool.map(_burn, [n] * processes, chunksize=1)
+        many = time.perf_counter() - start
+    return {"processes": processes, "one_s": one, "all_s": many, "speedup": processes * one / many}
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions (median; >= 3)")
+    parser.add_argument("--out", type=Path, default=None, help="result JSON path")
+    return parser
+
+
+def check_repeats(repeats: int) -> None:
+    if repeats < 3:
+        sys.exit("error: --repeats must be at least 3 (every figure is a median)")

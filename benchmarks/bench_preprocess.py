@@ -1,0 +1,419 @@
+"""Preprocessing: the project's node against the write-up's plain loop, on full-res JPEGs.
+
+Measures, in one invocation (medians over ``--repeats``):
+
+- images/s of the ``preprocess_images`` node with its defaults (draft decoding,
+  PNG zlib level 1, a process pool with one worker per core), run as Kedro runs
+  it: in a fresh process that has imported TensorFlow, inputs loaded and
+  outputs saved through datasets configured like ``conf/base/catalog.yml``,
+  into an empty folder;
+- images/s of the write-up's loop (open, ``convert("L")``, LANCZOS resize to
+  300x300, PNG save with default settings, one image after another);
+- grey-level RMS difference between the two outputs, per image;
+- 1 worker against the default pool;
+- a second run on the unchanged inputs (incremental: nothing to redo);
+- pool start-up, spawn against forkserver, each in fresh processes that import
+  TensorFlow first (as ``kedro run`` does), with and without Kedro's CLI as the
+  main module (spawn children re-import the main module);
+- how many cores the run really got (a pure-Python loop in 1 and 2 processes,
+  before and after): the machine may be shared, and pool figures mean little
+  without it.
+
+Usage: python benchmarks/bench_preprocess.py [DATA] [--repeats N]
+DATA defaults to ../shared/data/fullres-sample (a folder of JPEGs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+if os.environ.get("BENCH_KEDRO_MAIN"):
+    # Stand-in for the `kedro` console script, whose module-level import is what a
+    # spawn child re-runs when it re-imports the parent's main module.
+    import kedro.framework.cli  # noqa: F401
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    REPO,
+    SHARED_DATA,
+    base_parser,
+    check_repeats,
+    cpu_parallelism,
+    machine,
+    median,
+    require_dir,
+    table,
+    timed,
+    versions,
+    write_result,
+)
+
+TARGET = (300, 300)
+PROBE_DELAY_S = 1.0
+
+
+# --------------------------------------------------------------------------- the two paths
+
+
+def write_up_loop(files: list[Path], out_dir: Path) -> None:
+    """The write-up's preprocessing, as published: serial, full decode, default PNG."""
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        image = Image.open(file).convert("L")
+        image = image.resize(TARGET, Image.Resampling.LANCZOS)
+        image.save(out_dir / f"{file.stem}.png")
+
+
+@functools.cache
+def _catalog_yaml() -> dict[str, Any]:
+    """conf/base/catalog.yml, parsed once: ``kedro run`` reads its config at start-up too."""
+    import yaml
+
+    return yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
+
+
+def catalog_entries() -> dict[str, dict[str, Any]]:
+    """The project's catalog entries that the preprocessing node reads and writes."""
+    entries = _catalog_yaml()
+    names = (
+        "raw_images",
+        "processed_images",
+        "preprocessing_log",
+        "preprocessing_log_previous",
+        "processed_images_existing",
+    )
+    missing = [name for name in names if name not in entries]
+    if missing:
+        sys.exit(f"error: conf/base/catalog.yml has no {missing}: is this the right checkout?")
+    return {name: copy.deepcopy(entries[name]) for name in names}
+
+
+def make_catalog(source: Path, out_dir: Path) -> Any:
+    """A DataCatalog of those entries, with the raw folder and outputs redirected."""
+    from kedro.io import DataCatalog
+
+    entries = catalog_entries()
+    images, log = str(out_dir / "images"), str(out_dir / "preprocessing_log.csv")
+    entries["raw_images"]["path"] = str(source)
+    entries["processed_images"]["path"] = images
+    entries["processed_images_existing"]["dataset"]["path"] = images
+    entries["preprocessing_log"]["filepath"] = log
+    entries["preprocessing_log_previous"]["dataset"]["filepath"] = log
+    return DataCatalog.from_config(entries)
+
+
+def project_run(source: Path, out_dir: Path, index: Any, **overrides: Any) -> dict[str, Any]:
+    """One run of the ``preprocess_images`` node, with catalog I/O, timed end to end."""
+    from chest_xray.params import PreprocessingParams
+    from chest_xray.pipelines.data_processing.nodes import preprocess_images
+
+    params = PreprocessingParams(**overrides)
+    start = time.perf_counter()
+    catalog = make_catalog(source, out_dir)
+    pngs, log = preprocess_images(
+        catalog.load("raw_images"),
+        index,
+        params,
+        catalog.load("preprocessing_log_previous"),
+        catalog.load("processed_images_existing"),
+    )
+    catalog.save("processed_images", pngs)
+    catalog.save("preprocessing_log", log)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "written": len(pngs), "ok": int((log["status"] == "ok").sum())}
+
+
+def rms_differences(project_dir: Path, loop_dir: Path, files: list[Path]) -> list[float]:
+    import numpy as np
+    from PIL import Image
+
+    differences = []
+    for file in files:
+        with (
+            Image.open(project_dir / "images" / "train" / f"{file.stem}.png") as ours,
+            Image.open(loop_dir / f"{file.stem}.png") as theirs,
+        ):
+            a = np.asarray(ours, dtype=np.float64)
+            b = np.asarray(theirs, dtype=np.float64)
+        if a.shape != b.shape:
+            raise AssertionError(f"{file.name}: shapes differ, {a.shape} vs {b.shape}")
+        differences.append(float(np.sqrt(np.mean((a - b) ** 2))))
+    return differences
+
+
+# ------------------------------------------------------------------------ pool start-up
+
+
+def _probe_task(delay: float) -> int:
+    """What a real worker imports, then a pause so each worker takes one task."""
+    import chest_xray.preprocessing  # noqa: F401
+
+    time.sleep(delay)
+    return os.getpid()
+
+
+def probe(start_method: str, source: Path) -> dict[str, Any]:
+    """In a fresh process: pool start-up and a whole preprocess_all with ``start_method``."""
+    start = time.perf_counter()
+    import tensorflow  # noqa: F401  (kedro run imports it with the training pipeline)
+
+    from chest_xray.preprocessing import make_pool, preprocess_all
+
+    tf_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    with make_pool(2, start_method) as pool:  # type: ignore[arg-type]
+        pids = list(pool.map(_probe_task, [PROBE_DELAY_S] * 2))
+    startup = time.perf_counter() - start - PROBE_DELAY_S
+
+    files = sorted(source.glob("*.jp*g"))
+    loaders = {f.name: f.read_bytes for f in files}
+    jobs = [(f.stem, f.name) for f in files]
+    start = time.perf_counter()
+    for _ in preprocess_all(
+        loaders,
+        jobs,
+        size=TARGET,
+        resize_mode="stretch",
+        jpeg_draft=True,
+        png_compress_level=1,
+        workers=2,
+        start_method=start_method,  # type: ignore[arg-type]
+    ):
+        pass
+    run = time.perf_counter() - start
+    return {
+        "startup_s": startup,
+        "distinct_workers": len(set(pids)),
+        "preprocess_all_s": run,
+        "images": len(files),
+        "tensorflow_import_s": tf_seconds,
+    }
+
+
+def run_probes(source: Path, repeats: int) -> list[dict[str, Any]]:
+    """Each configuration in fresh interpreters, interleaved, ``repeats`` times."""
+    configs = [
+        (method, main) for main in ("script", "kedro_cli") for method in ("spawn", "forkserver")
+    ]
+    samples: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in configs}
+    for _ in range(repeats):
+        for method, main in configs:
+            samples[(method, main)].append(
+                _python(source, "--probe", method, kedro_main=main == "kedro_cli")
+            )
+    return [
+        {
+            "start_method": method,
+            "main_module": main,
+            "pool_startup_s": median([r["startup_s"] for r in runs]),
+            "distinct_workers": min(r["distinct_workers"] for r in runs),
+            "preprocess_all_s": median([r["preprocess_all_s"] for r in runs]),
+            "images": runs[0]["images"],
+            "samples": runs,
+        }
+        for (method, main), runs in samples.items()
+    ]
+
+
+def child_run(source: Path, workdir: Path) -> dict[str, float]:
+    """One repetition of the project's path, in a fresh process as a ``kedro run`` would be.
+
+    TensorFlow is imported first (the training pipeline's modules) and the main
+    module imports Kedro's CLI (``BENCH_KEDRO_MAIN``), so worker start-up costs
+    what it costs under ``kedro run``. Then: a first run into an empty folder
+    (cold pool), a second run on the unchanged inputs, and a 1-worker first run.
+    """
+    import pandas as pd
+    from kedro.io import DataCatalog  # noqa: F401  imported by kedro before any node runs
+
+    import chest_xray.pipelines.training.nodes  # noqa: F401  TensorFlow, as in `kedro run`
+
+    files = sorted(source.glob("*.jp*g"))
+    index = pd.DataFrame(
+        {"image_id": [f"train/{f.stem}" for f in files], "raw_partition": [f.name for f in files]}
+    )
+    catalog_entries()  # config parsing is not the node's work
+    first = project_run(source, workdir / "project", index)
+    assert first["written"] == first["ok"] == len(files), first
+    second = project_run(source, workdir / "project", index)
+    assert second["written"] == 0 and second["ok"] == first["ok"], second
+    one = project_run(source, workdir / "one", index, workers=1)
+    return {
+        "project": first["seconds"],
+        "second_run": second["seconds"],
+        "project_1_worker": one["seconds"],
+    }
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "fullres-sample")
+    parser.add_argument("--probe", choices=["spawn", "forkserver"], help=argparse.SUPPRESS)
+    parser.add_argument("--child-run", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--no-probes", action="store_true", help="skip the start-method probes")
+    args = parser.parse_args()
+    source = require_dir(args.data.resolve(), "the full-resolution JPEG sample", "*.jp*g")
+    if args.probe:
+        print(json.dumps(probe(args.probe, source)))
+        return
+    if args.child_run:
+        print(json.dumps(child_run(source, args.child_run)))
+        return
+    check_repeats(args.repeats)
+    parallel_before = cpu_parallelism()
+
+    from chest_xray.preprocessing import resolve_workers
+
+    files = sorted(source.glob("*.jp*g"))
+    n = len(files)
+    cores = resolve_workers(0)
+    print(f"{n} images from {source}; {cores} cores; {args.repeats} repetitions")
+
+    times: dict[str, list[float]] = {
+        "loop": [],
+        "project": [],
+        "second_run": [],
+        "project_1_worker": [],
+    }
+    rms: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
+        for rep in range(args.repeats):
+            root = Path(tmp) / f"rep{rep}"
+            seconds, _ = timed(lambda root=root: write_up_loop(files, root / "loop"))
+            times["loop"].append(seconds)
+            child = _python(source, "--child-run", str(root), kedro_main=True)
+            for key, value in child.items():
+                times[key].append(value)
+            if rep == 0:
+                rms = rms_differences(root / "project", root / "loop", files)
+            shutil.rmtree(root)
+            print(
+                f"rep {rep + 1}: loop {seconds:.2f} s, project {child['project']:.2f} s, "
+                f"second run {child['second_run']:.3f} s, "
+                f"1 worker {child['project_1_worker']:.2f} s"
+            )
+
+    rate = {key: n / median(values) for key, values in times.items()}
+    ratio = rate["project"] / rate["loop"]
+    scaling = rate["project"] / rate["project_1_worker"]
+    second_share = median(times["second_run"]) / median(times["project"])
+    worst = max(range(n), key=lambda i: rms[i])
+    fidelity = {
+        "mean_rms": sum(rms) / n,
+        "median_rms": median(rms),
+        "worst_rms": rms[worst],
+        "worst_image": files[worst].name,
+        "over_1": sum(r > 1 for r in rms),
+    }
+    print()
+    print(
+        table(
+            [
+                ("write-up loop (serial, full decode, PNG default)", rate["loop"], 1.0),
+                (f"project node, default pool ({cores} workers)", rate["project"], ratio),
+                (
+                    "project node, 1 worker (in-process)",
+                    rate["project_1_worker"],
+                    rate["project_1_worker"] / rate["loop"],
+                ),
+            ],
+            ["path", "images/s", "x loop"],
+        )
+    )
+    print(
+        f"\nfidelity vs loop, grey-level RMS over {n} images: mean {fidelity['mean_rms']:.3f}, "
+        f"worst {fidelity['worst_rms']:.3f} ({fidelity['worst_image']})"
+    )
+    after = cpu_parallelism()
+    print(
+        f"scaling: {cores} workers / 1 worker = {scaling:.2f}x; cores this run really had "
+        f"(2-process speedup of a CPU loop): {parallel_before['speedup']:.2f} before, "
+        f"{after['speedup']:.2f} after"
+    )
+    print(
+        f"second run on unchanged inputs: {median(times['second_run']) * 1000:.0f} ms = "
+        f"{second_share:.1%} of the first ({median(times['project']):.2f} s)"
+    )
+
+    probes = [] if args.no_probes else run_probes(source, args.repeats)
+    if probes:
+        print()
+        print(
+            table(
+                [
+                    (
+                        p["start_method"],
+                        p["main_module"],
+                        p["pool_startup_s"],
+                        p["distinct_workers"],
+                        p["preprocess_all_s"],
+                    )
+                    for p in probes
+                ],
+                ["start method", "main module", "pool start-up s", "workers", "run s (all)"],
+            )
+        )
+
+    write_result(
+        "preprocess",
+        {
+            "benchmark": "preprocess",
+            "machine": machine(),
+            "cpu_parallelism": [parallel_before, after],
+            "versions": versions("pillow", "numpy", "kedro", "kedro-datasets", "tensorflow"),
+            "data": str(source),
+            "images": n,
+            "repeats": args.repeats,
+            "workers_default": cores,
+            "seconds": times,
+            "images_per_s": rate,
+            "ratio_project_vs_loop": ratio,
+            "goal_ratio": 5.0,
+            "scaling_default_vs_1_worker": scaling,
+            "fidelity": fidelity,
+            "goal_mean_rms": 1.0,
+            "rms_per_image": dict(zip([f.name for f in files], rms, strict=True)),
+            "second_run_share": second_share,
+            "goal_second_run_share": 0.05,
+            "start_method_probes": probes,
+        },
+        args.out,
+    )
+
+
+def _python(source: Path, *args: str, kedro_main: bool) -> dict[str, Any]:
+    """Run this script in a fresh interpreter and parse the JSON of its last line."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KEDRO_DISABLE_TELEMETRY": "1"}
+    env.pop("BENCH_KEDRO_MAIN", None)
+    if kedro_main:
+        env["BENCH_KEDRO_MAIN"] = "1"
+    done = subprocess.run(
+        [sys.executable, __file__, str(source), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        sys.exit(f"error: {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()
