@@ -276,7 +276,7 @@ def main() -> None:
         print(json.dumps(child_run(source, args.child_run)))
         return
     check_repeats(args.repeats)
-    parallel_before = cpu_parallelism()
+    parallel: list[dict[str, float]] = []
 
     from chest_xray.preprocessing import resolve_workers
 
@@ -295,6 +295,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
         for rep in range(args.repeats):
             root = Path(tmp) / f"rep{rep}"
+            parallel.append(cpu_parallelism())
             seconds, _ = timed(lambda root=root: write_up_loop(files, root / "loop"))
             times["loop"].append(seconds)
             child = _python(source, "--child-run", str(root), kedro_main=True)
@@ -304,7 +305,8 @@ def main() -> None:
                 rms = rms_differences(root / "project", root / "loop", files)
             shutil.rmtree(root)
             print(
-                f"rep {rep + 1}: loop {seconds:.2f} s, project {child['project']:.2f} s, "
+                f"rep {rep + 1}: {parallel[-1]['speedup']:.2f} cores free, loop {seconds:.2f} s, "
+                f"project {child['project']:.2f} s, "
                 f"second run {child['second_run']:.3f} s, "
                 f"1 worker {child['project_1_worker']:.2f} s"
             )
@@ -340,11 +342,11 @@ def main() -> None:
         f"\nfidelity vs loop, grey-level RMS over {n} images: mean {fidelity['mean_rms']:.3f}, "
         f"worst {fidelity['worst_rms']:.3f} ({fidelity['worst_image']})"
     )
-    after = cpu_parallelism()
+    speedups = [p["speedup"] for p in parallel]
     print(
         f"scaling: {cores} workers / 1 worker = {scaling:.2f}x; cores this run really had "
-        f"(2-process speedup of a CPU loop): {parallel_before['speedup']:.2f} before, "
-        f"{after['speedup']:.2f} after"
+        f"(2-process speedup of a CPU loop, per repetition): median {median(speedups):.2f}, "
+        f"range {min(speedups):.2f}-{max(speedups):.2f}"
     )
     print(
         f"second run on unchanged inputs: {median(times['second_run']) * 1000:.0f} ms = "
@@ -375,7 +377,8 @@ def main() -> None:
         {
             "benchmark": "preprocess",
             "machine": machine(),
-            "cpu_parallelism": [parallel_before, after],
+            "cpu_parallelism": parallel,
+            "cpu_parallelism_median_speedup": median(speedups),
             "versions": versions("pillow", "numpy", "kedro", "kedro-datasets", "tensorflow"),
             "data": str(source),
             "images": n,

@@ -21,7 +21,7 @@ else
   env=demo
   demo=data/01_raw/demo-coronahack
   if [ ! -f "$demo/Chest_xray_Corona_Metadata.csv" ]; then
-    chest-xray-demo-data "$demo"
+    chest-xray-demo-data "$demo" --n-train 600 --n-test 150
   fi
 fi
 echo "kedro run --env=$env $*"
