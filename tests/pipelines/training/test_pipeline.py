@@ -76,3 +76,7 @@ def test_training_learns_and_evaluation_reuses_the_saved_model(
     again = json.loads((data / "08_reporting/test_metrics.json").read_text())
     assert again["test"]["auc"] == pytest.approx(test["auc"], abs=1e-6)
     assert json.loads((data / "08_reporting/training_history.json").read_text()) == history
+
+    # --only-missing-outputs: everything exists, so nothing is trained again.
+    run_kedro(pipeline_names=["training"], runtime_params=params, only_missing_outputs=True)
+    assert sorted((data / "06_models/model.h5").iterdir()) == models
