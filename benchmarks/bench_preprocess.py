@@ -165,8 +165,25 @@ def _probe_task(delay: float) -> int:
     return os.getpid()
 
 
-def probe(start_method: str, source: Path) -> dict[str, Any]:
-    """In a fresh process: pool start-up and a whole preprocess_all with ``start_method``."""
+def _probe_task_old_imports(delay: float) -> int:
+    """What a worker imported before this benchmark's changes: pandas and tqdm too."""
+    import pandas  # noqa: F401
+    import tqdm.auto  # noqa: F401
+
+    return _probe_task(delay)
+
+
+# start method -> (multiprocessing start method, worker task, time a whole run too)
+PROBES = {
+    "spawn": ("spawn", _probe_task, True),
+    "forkserver": ("forkserver", _probe_task, True),
+    "spawn, old worker imports": ("spawn", _probe_task_old_imports, False),
+}
+
+
+def probe(name: str, source: Path) -> dict[str, Any]:
+    """In a fresh process: pool start-up and a whole preprocess_all with probe ``name``."""
+    start_method, task, whole_run = PROBES[name]
     start = time.perf_counter()
     import tensorflow  # noqa: F401  (kedro run imports it with the training pipeline)
 
@@ -175,8 +192,10 @@ def probe(start_method: str, source: Path) -> dict[str, Any]:
     tf_seconds = time.perf_counter() - start
     start = time.perf_counter()
     with make_pool(2, start_method) as pool:  # type: ignore[arg-type]
-        pids = list(pool.map(_probe_task, [PROBE_DELAY_S] * 2))
+        pids = list(pool.map(task, [PROBE_DELAY_S] * 2))
     startup = time.perf_counter() - start - PROBE_DELAY_S
+    if not whole_run:
+        return {"startup_s": startup, "distinct_workers": len(set(pids)), "images": 0}
 
     files = sorted(source.glob("*.jp*g"))
     loaders = {f.name: f.read_bytes for f in files}
@@ -208,6 +227,7 @@ def run_probes(source: Path, repeats: int) -> list[dict[str, Any]]:
     configs = [
         (method, main) for main in ("script", "kedro_cli") for method in ("spawn", "forkserver")
     ]
+    configs.append(("spawn, old worker imports", "kedro_cli"))
     samples: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in configs}
     for _ in range(repeats):
         for method, main in configs:
@@ -220,7 +240,11 @@ def run_probes(source: Path, repeats: int) -> list[dict[str, Any]]:
             "main_module": main,
             "pool_startup_s": median([r["startup_s"] for r in runs]),
             "distinct_workers": min(r["distinct_workers"] for r in runs),
-            "preprocess_all_s": median([r["preprocess_all_s"] for r in runs]),
+            "preprocess_all_s": (
+                median([r["preprocess_all_s"] for r in runs])
+                if "preprocess_all_s" in runs[0]
+                else None
+            ),
             "images": runs[0]["images"],
             "samples": runs,
         }
@@ -246,7 +270,9 @@ def child_run(source: Path, workdir: Path) -> dict[str, float]:
         {"image_id": [f"train/{f.stem}" for f in files], "raw_partition": [f.name for f in files]}
     )
     catalog_entries()  # config parsing is not the node's work
+    marks = _watch_outcomes()
     first = project_run(source, workdir / "project", index)
+    _watch_outcomes(stop=True)
     assert first["written"] == first["ok"] == len(files), first
     second = project_run(source, workdir / "project", index)
     assert second["written"] == 0 and second["ok"] == first["ok"], second
@@ -255,7 +281,37 @@ def child_run(source: Path, workdir: Path) -> dict[str, float]:
         "project": first["seconds"],
         "second_run": second["seconds"],
         "project_1_worker": one["seconds"],
+        # inside the node's preprocess_all: until the first image came back (pool
+        # start-up, mostly), and the rate of the others after it (steady state)
+        "first_image_s": marks["first"],
+        "steady_images_per_s": (marks["n"] - 1) / (marks["all"] - marks["first"]),
     }
+
+
+def _watch_outcomes(stop: bool = False) -> dict[str, float]:
+    """Time the node's preprocess_all from outside: when the first outcome came, and the last."""
+    from chest_xray.pipelines.data_processing import nodes
+
+    if stop:
+        nodes.preprocess_all = nodes.preprocess_all.__wrapped__
+        return {}
+    real = nodes.preprocess_all
+    marks: dict[str, float] = {}
+
+    @functools.wraps(real)
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        count = 0
+        for outcome in real(*args, **kwargs):
+            count += 1
+            if count == 1:
+                marks["first"] = time.perf_counter() - start
+            yield outcome
+        marks["all"] = time.perf_counter() - start
+        marks["n"] = count
+
+    nodes.preprocess_all = watched
+    return marks
 
 
 # ---------------------------------------------------------------------------------- main
@@ -264,7 +320,7 @@ def child_run(source: Path, workdir: Path) -> dict[str, float]:
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "fullres-sample")
-    parser.add_argument("--probe", choices=["spawn", "forkserver"], help=argparse.SUPPRESS)
+    parser.add_argument("--probe", choices=list(PROBES), help=argparse.SUPPRESS)
     parser.add_argument("--child-run", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--no-probes", action="store_true", help="skip the start-method probes")
     args = parser.parse_args()
@@ -291,6 +347,7 @@ def main() -> None:
         "second_run": [],
         "project_1_worker": [],
     }
+    inside: dict[str, list[float]] = {"first_image_s": [], "steady_images_per_s": []}
     rms: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
         for rep in range(args.repeats):
@@ -300,7 +357,7 @@ def main() -> None:
             times["loop"].append(seconds)
             child = _python(source, "--child-run", str(root), kedro_main=True)
             for key, value in child.items():
-                times[key].append(value)
+                (inside if key in inside else times)[key].append(value)
             if rep == 0:
                 rms = rms_differences(root / "project", root / "loop", files)
             shutil.rmtree(root)
@@ -315,6 +372,8 @@ def main() -> None:
     ratio = rate["project"] / rate["loop"]
     scaling = rate["project"] / rate["project_1_worker"]
     second_share = median(times["second_run"]) / median(times["project"])
+    first_image = median(inside["first_image_s"])
+    steady = median(inside["steady_images_per_s"])
     worst = max(range(n), key=lambda i: rms[i])
     fidelity = {
         "mean_rms": sum(rms) / n,
@@ -349,6 +408,10 @@ def main() -> None:
         f"range {min(speedups):.2f}-{max(speedups):.2f}"
     )
     print(
+        f"inside the {cores}-worker first run: first image back after {first_image:.2f} s "
+        f"(pool start-up), then {steady:.0f} images/s = {steady / rate['loop']:.1f}x loop"
+    )
+    print(
         f"second run on unchanged inputs: {median(times['second_run']) * 1000:.0f} ms = "
         f"{second_share:.1%} of the first ({median(times['project']):.2f} s)"
     )
@@ -364,7 +427,7 @@ def main() -> None:
                         p["main_module"],
                         p["pool_startup_s"],
                         p["distinct_workers"],
-                        p["preprocess_all_s"],
+                        "-" if p["preprocess_all_s"] is None else p["preprocess_all_s"],
                     )
                     for p in probes
                 ],
@@ -389,6 +452,10 @@ def main() -> None:
             "ratio_project_vs_loop": ratio,
             "goal_ratio": 5.0,
             "scaling_default_vs_1_worker": scaling,
+            "pool_first_image_s": first_image,
+            "pool_steady_images_per_s": steady,
+            "pool_steady_ratio_vs_loop": steady / rate["loop"],
+            "inside_first_run": inside,
             "fidelity": fidelity,
             "goal_mean_rms": 1.0,
             "rms_per_image": dict(zip([f.name for f in files], rms, strict=True)),
