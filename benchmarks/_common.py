@@ -31,7 +31,8 @@ def require_dir(path: Path, what: str, pattern: str = "*") -> Path:
             f"Pass its location as the first argument (see benchmarks/README.md)."
         )
     if not any(path.glob(pattern)):
-        sys.exit(f"error: {path} has no {pattern} files; is it {what}?")
+        found = "is empty" if pattern == "*" else f"has no {pattern} files"
+        sys.exit(f"error: {path} {found}; is it {what}?")
     return path
 
 
