@@ -78,11 +78,11 @@ def normalise_metadata(metadata: pd.DataFrame, label_map: Mapping[str, str]) -> 
         )
     tidy = pd.DataFrame(
         {
-            "file_name": _text(metadata["X_ray_image_name"]),
-            "split": _text(metadata["Dataset_type"]).str.upper(),
-            "raw_label": _text(metadata["Label"]),
-            "label_1": _text(metadata["Label_1_Virus_category"]),
-            "label_2": _text(metadata["Label_2_Virus_category"]),
+            "file_name": clean_text(metadata["X_ray_image_name"]),
+            "split": clean_text(metadata["Dataset_type"]).str.upper(),
+            "raw_label": clean_text(metadata["Label"]),
+            "label_1": clean_text(metadata["Label_1_Virus_category"]),
+            "label_2": clean_text(metadata["Label_2_Virus_category"]),
         }
     )
     _reject_unknown(tidy, "X_ray_image_name", tidy["file_name"] == "", "an empty image name")
@@ -93,7 +93,8 @@ def normalise_metadata(metadata: pd.DataFrame, label_map: Mapping[str, str]) -> 
     return tidy.drop(columns="raw_label").reset_index(drop=True)
 
 
-def _text(column: pd.Series) -> pd.Series:
+def clean_text(column: pd.Series) -> pd.Series:
+    """Cells as stripped strings, empty ones as "" (never NaN)."""
     return column.fillna("").astype(str).str.strip()
 
 

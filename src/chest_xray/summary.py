@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from chest_xray.metadata import clean_text
+
 GROUPS = ["split", "label", "label_1", "label_2"]
 CATEGORY = ["label", "label_1", "label_2"]
 
@@ -33,9 +35,9 @@ def compare_with_shipped(
     """
     theirs = pd.DataFrame(
         {
-            "label": shipped["Label"].astype(str).str.strip().map(label_map),
-            "label_1": shipped["Label_1_Virus_category"].fillna("").astype(str).str.strip(),
-            "label_2": shipped["Label_2_Virus_category"].fillna("").astype(str).str.strip(),
+            "label": clean_text(shipped["Label"]).map(label_map),
+            "label_1": clean_text(shipped["Label_1_Virus_category"]),
+            "label_2": clean_text(shipped["Label_2_Virus_category"]),
             "shipped": shipped["Image_Count"].astype(int),
         }
     )
