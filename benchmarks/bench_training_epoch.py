@@ -3,10 +3,10 @@
 Both feed the recipe model (``build_model`` with default ``ModelParams``,
 ``compile_model`` with default ``OptimizerParams``: Adam 1e-4), batch 32:
 
-- project: ``ImageBatches`` over a uint8 array, augmentation layers inside the
-  model (``build_augmentation(AugmentationParams())``), as ``train_classifier``
-  does;
-- legacy: the same model without augmentation layers, fed by
+- project: ``ImageBatches`` over a uint8 array, the augmentation layer inside
+  the model (``build_augmentation(AugmentationParams())``: one composed affine
+  warp per image), as ``train_classifier`` does;
+- legacy: the same model without the augmentation layer, fed by
   ``ImageDataGenerator.flow_from_directory`` with the write-up's settings over
   the same PNGs (its rescale 1/255 comes on top of the model's own Rescaling
   layer: one extra multiply per pixel, no effect on the cost).
@@ -57,8 +57,9 @@ def main() -> None:
 
     import keras
 
+    from chest_xray.augmentation import build_augmentation
     from chest_xray.inputs import ImageBatches
-    from chest_xray.model import build_augmentation, build_model, compile_model
+    from chest_xray.model import build_model, compile_model
     from chest_xray.params import AugmentationParams, ModelParams, OptimizerParams
 
     class EpochTimer(keras.callbacks.Callback):

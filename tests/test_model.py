@@ -1,4 +1,4 @@
-"""The VGG-style network, its augmentation block and compilation (no training)."""
+"""The VGG-style network, with and without its augmentation layer, and compilation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from chest_xray.model import build_augmentation, build_model, compile_model
+from chest_xray.augmentation import build_augmentation
+from chest_xray.model import build_model, compile_model, without_augmentation
 from chest_xray.params import AugmentationParams, ModelParams, OptimizerParams
 
 # Keras' own numpy 2 conversion, not this project's code.
@@ -17,11 +18,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 TINY = ModelParams(conv_filters=[4, 8], dense_units=8)
-ALL_LAYERS = ["flip", "rotate", "translate", "shear", "zoom"]
-
-
-def _layer_names(block: keras.Sequential) -> list[str]:
-    return [layer.name for layer in block.layers]
 
 
 def test_recipe_has_the_write_ups_parameter_count() -> None:
@@ -84,62 +80,6 @@ def test_output_stays_float32_under_mixed_precision() -> None:
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
 
 
-def test_augmentation_disabled_is_none() -> None:
-    assert build_augmentation(AugmentationParams(enabled=False)) is None
-    nothing = AugmentationParams(
-        rotation_degrees=0,
-        width_shift=0,
-        height_shift=0,
-        shear=0,
-        zoom=0,
-        horizontal_flip=False,
-    )
-    assert build_augmentation(nothing) is None
-
-
-@pytest.mark.parametrize(
-    ("switch_off", "removed"),
-    [
-        ({"horizontal_flip": False}, ["flip"]),
-        ({"rotation_degrees": 0}, ["rotate"]),
-        ({"shear": 0}, ["shear"]),
-        ({"zoom": 0}, ["zoom"]),
-        ({"width_shift": 0}, []),  # height shift still translates
-        ({"width_shift": 0, "height_shift": 0}, ["translate"]),
-    ],
-)
-def test_each_switch_removes_its_layer(switch_off: dict[str, object], removed: list[str]) -> None:
-    block = build_augmentation(AugmentationParams(**switch_off))
-    assert block is not None
-    assert _layer_names(block) == [name for name in ALL_LAYERS if name not in removed]
-
-
-def test_augmentation_follows_legacy_generator_settings() -> None:
-    block = build_augmentation(AugmentationParams(fill_mode="reflect"), seed=7)
-    assert block is not None
-    rotate, translate, shear, zoom = (block.get_layer(n) for n in ALL_LAYERS[1:])
-    assert rotate.factor == pytest.approx((-40 / 360, 40 / 360))
-    for layer in (translate, zoom):  # each axis sampled on its own in +-0.2
-        assert (layer.height_lower, layer.height_upper) == pytest.approx((-0.2, 0.2))
-        assert (layer.width_lower, layer.width_upper) == pytest.approx((-0.2, 0.2))
-    assert shear.x_factor == pytest.approx((0.0, 0.2))  # sign is random inside the layer
-    assert shear.y_factor == pytest.approx((0.0, 0.0))
-    assert {layer.fill_mode for layer in (rotate, translate, shear, zoom)} == {"reflect"}
-    # distinct seeds, so the layers' random draws are not correlated
-    assert len({layer.seed for layer in block.layers}) == len(block.layers)
-
-
-def test_augmentation_changes_pixels_only_in_training() -> None:
-    block = build_augmentation(AugmentationParams(), seed=3)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(4, 32, 32, 1)).astype(np.float32)
-    inference = np.asarray(block(images, training=False))
-    training = np.asarray(block(images, training=True))
-    np.testing.assert_array_equal(inference, images)
-    assert training.shape == images.shape
-    assert np.abs(training - images).mean() > 10
-
-
 def test_augmented_model_is_deterministic_at_inference() -> None:
     model = build_model((16, 16, 1), TINY, build_augmentation(AugmentationParams(), seed=0))
     images = np.random.default_rng(1).integers(0, 256, size=(3, 16, 16, 1), dtype=np.uint8)
@@ -171,12 +111,19 @@ def test_compile_uses_chosen_optimizer(name: str, cls: type) -> None:
     assert set(results) == {"loss", "accuracy", "auc"}
 
 
-def test_saved_model_with_augmentation_loads_back(tmp_path: Path) -> None:
+def test_without_augmentation_shares_the_trained_layers(tmp_path: Path) -> None:
     model = build_model((16, 16, 1), TINY, build_augmentation(AugmentationParams(), seed=0))
-    model.save(tmp_path / "model.keras")
-    loaded = keras.models.load_model(tmp_path / "model.keras")
+    plain = without_augmentation(model)
+    names = [layer.name for layer in model.layers]
+    assert [layer.name for layer in plain.layers] == [n for n in names if n != "augmentation"]
+    assert plain.get_layer("conv_1") is model.get_layer("conv_1")  # same weights, no copy
+    assert plain.count_params() == model.count_params()
     images = np.random.default_rng(2).integers(0, 256, size=(3, 16, 16, 1), dtype=np.uint8)
-    np.testing.assert_allclose(
-        np.asarray(loaded(images, training=False)), np.asarray(model(images, training=False))
-    )
-    assert [layer.name for layer in loaded.get_layer("augmentation").layers] == ALL_LAYERS
+    expected = np.asarray(model(images, training=False))
+    np.testing.assert_allclose(np.asarray(plain(images)), expected, rtol=1e-6)
+    # Saved without the custom layer: stock Keras loads it, with the same outputs.
+    plain.save(tmp_path / "model.h5")
+    loaded = keras.saving.load_model(tmp_path / "model.h5", compile=False)
+    assert {type(layer).__module__.split(".")[0] for layer in loaded.layers} == {"keras"}
+    np.testing.assert_allclose(np.asarray(loaded(images)), expected, rtol=1e-6)
+    assert without_augmentation(plain) is plain

@@ -6,11 +6,10 @@ Nothing here imports TensorFlow, so the same network builds and trains with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import keras
 
-from chest_xray.params import AugmentationParams, ModelParams, OptimizerParams
+from chest_xray.augmentation import AUGMENTATION_LAYER
+from chest_xray.params import ModelParams, OptimizerParams
 
 # Pixel maths (rescaling, affine resampling) stays in float32 even under a
 # mixed_float16 policy: float16 cannot address a 300 px grid to sub-pixel
@@ -25,96 +24,10 @@ _OPTIMIZERS: dict[str, type[keras.optimizers.Optimizer]] = {
 }
 
 
-def build_augmentation(
-    params: AugmentationParams, seed: int | None = None
-) -> keras.Sequential | None:
-    """Train-time augmentation as preprocessing layers, mirroring the legacy generator.
-
-    Mapping from ``ImageDataGenerator`` (which the write-up used):
-
-    - ``horizontal_flip=True`` -> ``RandomFlip("horizontal")``.
-    - ``rotation_range=40`` (uniform in +-40 degrees) -> ``RandomRotation(40 / 360)``,
-      whose factor is a fraction of a full turn, sampled in +-factor.
-    - ``width_shift_range`` / ``height_shift_range`` (fractions of the size, +-) ->
-      ``RandomTranslation(height_factor, width_factor)``, same meaning.
-    - ``shear_range`` is a shear *angle in degrees* (0.2 degrees is a slope of
-      ~0.0035, practically nothing); ``RandomShear(x_factor)`` takes a slope
-      (fraction of the image). As ``AugmentationParams`` documents, ``shear`` is
-      passed as the slope, on the x axis (x moves with y) like the legacy generator.
-    - ``zoom_range=0.2`` draws x and y zoom independently in [0.8, 1.2] ->
-      ``RandomZoom(height_factor=0.2, width_factor=0.2)``, which also samples
-      each axis on its own.
-    - ``fill_mode`` (legacy default ``"nearest"``) is passed to every warping layer.
-
-    A transform set to 0 / False is left out. Returns None when augmentation is
-    disabled or nothing is left, so the model carries no inert layers.
-    """
-    if not params.enabled:
-        return None
-    seeds = _seed_stream(seed)
-    warp = {"fill_mode": params.fill_mode, "dtype": _PIXEL_DTYPE}
-    layers: list[keras.layers.Layer] = []
-    if params.horizontal_flip:
-        layers.append(
-            keras.layers.RandomFlip("horizontal", seed=next(seeds), dtype=_PIXEL_DTYPE, name="flip")
-        )
-    if params.rotation_degrees:
-        layers.append(
-            keras.layers.RandomRotation(
-                params.rotation_degrees / 360.0, seed=next(seeds), name="rotate", **warp
-            )
-        )
-    if params.width_shift or params.height_shift:
-        layers.append(
-            keras.layers.RandomTranslation(
-                height_factor=params.height_shift,
-                width_factor=params.width_shift,
-                seed=next(seeds),
-                name="translate",
-                **warp,
-            )
-        )
-    if params.shear:
-        layers.append(
-            # (0, shear), not the float: RandomShear stores a float f as (-f, f) in
-            # its config, which its own validation rejects when a saved .keras
-            # model is loaded (Keras 3.15). The layer flips the sign at random,
-            # so (0, f) samples the same +-f range.
-            keras.layers.RandomShear(
-                x_factor=(0.0, params.shear),
-                y_factor=(0.0, 0.0),
-                seed=next(seeds),
-                name="shear",
-                **warp,
-            )
-        )
-    if params.zoom:
-        layers.append(
-            keras.layers.RandomZoom(
-                height_factor=params.zoom,
-                width_factor=params.zoom,
-                seed=next(seeds),
-                name="zoom",
-                **warp,
-            )
-        )
-    if not layers:
-        return None
-    return keras.Sequential(layers, name="augmentation")
-
-
-def _seed_stream(seed: int | None) -> Iterator[int | None]:
-    """Distinct seeds per layer: equal seeds would make their random draws correlated."""
-    offset = 0
-    while True:
-        yield None if seed is None else seed + offset
-        offset += 1
-
-
 def build_model(
     input_shape: tuple[int, int, int],
     params: ModelParams,
-    augmentation: keras.Sequential | None = None,
+    augmentation: keras.layers.Layer | None = None,
     name: str = "vgg_xray",
 ) -> keras.Model:
     """The write-up's network; takes raw 0..255 pixels so datasets stay uint8.
@@ -153,6 +66,26 @@ def build_model(
     # log-loss would be computed in half precision.
     outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def without_augmentation(model: keras.Model) -> keras.Model:
+    """The same network (sharing its trained layers) minus the ``augmentation`` layer.
+
+    Augmentation only acts in training, so the model that is saved, logged and
+    served leaves it out: it then holds stock Keras layers only and loads
+    anywhere Keras does, without this package (e.g. an MLflow pyfunc server).
+    """
+    names = [layer.name for layer in model.layers]
+    if AUGMENTATION_LAYER not in names:
+        return model
+    inputs = keras.Input(
+        shape=model.inputs[0].shape[1:], dtype=model.inputs[0].dtype, name=model.layers[0].name
+    )
+    x = inputs
+    for layer in model.layers[1:]:  # a plain chain: build_model adds no branches
+        if layer.name != AUGMENTATION_LAYER:
+            x = layer(x)
+    return keras.Model(inputs, x, name=model.name)
 
 
 def _check_spatial_size(input_shape: tuple[int, int, int], params: ModelParams) -> None:

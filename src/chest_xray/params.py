@@ -86,7 +86,9 @@ class ModelParams(_Params):
 
 
 class AugmentationParams(_Params):
-    """Train-time augmentation, as Keras preprocessing layers (write-up's settings).
+    """Train-time augmentation, one random affine warp per image (write-up's settings).
+
+    ``chest_xray.augmentation`` maps each field to the legacy generator's keyword.
 
     Setting a value to 0 (or ``horizontal_flip: false``) switches that transform
     off; ``enabled: false`` switches all of them off.
@@ -96,8 +98,9 @@ class AugmentationParams(_Params):
     rotation_degrees: float = Field(40.0, ge=0.0, le=180.0)
     width_shift: float = Field(0.2, ge=0.0, lt=1.0)
     height_shift: float = Field(0.2, ge=0.0, lt=1.0)
-    # ``ImageDataGenerator(shear_range=0.2)`` means 0.2 *degrees*; Keras'
-    # ``RandomShear`` takes a shear intensity. 0.2 here is passed to RandomShear.
+    # ``ImageDataGenerator(shear_range=0.2)`` means 0.2 *degrees* (nearly
+    # nothing); here ``shear`` is the slope (x moves by shear * y), as in the
+    # shear intensity of Keras' ``RandomShear``.
     shear: float = Field(0.2, ge=0.0, lt=1.0)
     zoom: float = Field(0.2, ge=0.0, lt=1.0)
     horizontal_flip: bool = True

@@ -16,8 +16,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from chest_xray.augmentation import build_augmentation
 from chest_xray.inputs import ImageBatches
-from chest_xray.model import build_augmentation, build_model, compile_model
+from chest_xray.model import build_model, compile_model, without_augmentation
 from chest_xray.params import TrainingParams
 
 HISTORY_KEYS: tuple[str, ...] = ("loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc")
@@ -65,6 +66,9 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
     finished epoch; that directory is deleted after a successful fit, so it
     must be dedicated to this run. ``extra_callbacks`` run after the built-in
     ones (e.g. for experiment tracking).
+
+    The returned model is the trained network without its augmentation layer
+    (``model.without_augmentation``): what is saved, logged and predicted with.
     """
     log = log or logging.getLogger(__name__)
     _check_split("train", train_images, train_labels, params.classes)
@@ -83,7 +87,7 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
         compile_model(model, params.optimizer)
         if params.epochs == 0:
             log.info("epochs=0: returning the untrained model")
-            return model, _history_dict(None)
+            return without_augmentation(model), _history_dict(None)
 
         train = ImageBatches(
             train_images, train_labels, params.batch_size, shuffle=True, seed=params.seed
@@ -99,7 +103,7 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
             shuffle=False,  # ImageBatches shuffles rows itself, reproducibly
             verbose=0,  # one log line per epoch instead of a progress bar
         )
-    return model, _history_dict(fitted)
+    return without_augmentation(model), _history_dict(fitted)
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
