@@ -11,7 +11,9 @@
    with the step count), and the validation pass still runs. The child
    reports its own peak RSS (``getrusage`` ru_maxrss = VmHWM).
 
-``--batch-size`` (default 32, the recipe's) shows what the batch costs.
+``--batch-size`` (default 32, the recipe's) shows what the batch costs;
+``--mixed-precision bfloat16`` what 16-bit activations save and
+``--micro-batches 2`` what gradient accumulation saves (same updates).
 
 Usage: python benchmarks/bench_memory.py [DATA] [--steps N] [--repeats N] [--workdir DIR]
 DATA defaults to ../shared/data/coronahack-dev (Kaggle layout, with a train split).
@@ -118,7 +120,9 @@ def prepare(root: Path, workdir: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "written": len(pngs), "splits": counts}
 
 
-def child(workdir: Path, steps: int, batch_size: int) -> dict[str, Any]:
+def child(
+    workdir: Path, steps: int, batch_size: int, mixed_precision: str, micro_batches: int
+) -> dict[str, Any]:
     """Runs in a fresh process: the train_model node, stopped after ``steps`` batches."""
     import keras
     import pandas as pd
@@ -153,7 +157,11 @@ def child(workdir: Path, steps: int, batch_size: int) -> dict[str, Any]:
     ).load()
     manifest = pd.read_csv(workdir / "split_manifest.csv", keep_default_na=False)
     params = TrainingParams(
-        epochs=1, batch_size=batch_size, checkpoint_dir=str(workdir / "checkpoints")
+        epochs=1,
+        batch_size=batch_size,
+        mixed_precision=mixed_precision,
+        micro_batches=micro_batches,
+        checkpoint_dir=str(workdir / "checkpoints"),
     )
     start = time.perf_counter()
     model, history = train_model(images, manifest, params)
@@ -173,6 +181,8 @@ def child(workdir: Path, steps: int, batch_size: int) -> dict[str, Any]:
         "validation_images": int((manifest["split"] == "validation").sum()),
         "steps": steps,
         "batch_size": batch_size,
+        "mixed_precision": mixed_precision,
+        "micro_batches": micro_batches,
         "val_loss": history["val_loss"],
     }
 
@@ -182,11 +192,25 @@ def main() -> None:
     parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "coronahack-dev")
     parser.add_argument("--steps", type=int, default=20, help="training batches per run")
     parser.add_argument("--batch-size", type=int, default=32, help="the recipe's is 32")
+    parser.add_argument(
+        "--mixed-precision", choices=("none", "float16", "bfloat16"), default="none"
+    )
+    parser.add_argument("--micro-batches", type=int, default=1, help="gradient accumulation")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the PNGs here")
     parser.add_argument("--child", type=Path, help=__import__("argparse").SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.steps, args.batch_size)))
+        print(
+            json.dumps(
+                child(
+                    args.child,
+                    args.steps,
+                    args.batch_size,
+                    args.mixed_precision,
+                    args.micro_batches,
+                )
+            )
+        )
         return
     check_repeats(args.repeats)
     parallel_before = cpu_parallelism()
@@ -216,6 +240,10 @@ def main() -> None:
                     str(args.steps),
                     "--batch-size",
                     str(args.batch_size),
+                    "--mixed-precision",
+                    args.mixed_precision,
+                    "--micro-batches",
+                    str(args.micro_batches),
                 ],
                 capture_output=True,
                 text=True,
@@ -257,7 +285,9 @@ def main() -> None:
     )
     print(
         f"\n{first['train_images']} train + {first['validation_images']} validation images at "
-        f"300x300, batch {args.batch_size}, {first['parameters']:,} parameters; "
+        f"300x300, batch {args.batch_size} in {args.micro_batches} micro-batch(es), "
+        f"mixed precision {args.mixed_precision}, "
+        f"{first['parameters']:,} parameters; "
         f"goal < {GOAL_GB} GB: "
         f"{'met' if worst / 1e9 < GOAL_GB else 'NOT met'}"
     )
@@ -271,6 +301,8 @@ def main() -> None:
             "data": str(root),
             "steps": args.steps,
             "batch_size": args.batch_size,
+            "mixed_precision": args.mixed_precision,
+            "micro_batches": args.micro_batches,
             "repeats": args.repeats,
             "preprocessing": prepared,
             "peak_rss_gb_median": peak / 1e9,

@@ -96,6 +96,40 @@ def test_learns_bright_squares(
     )
 
 
+def test_micro_batches_make_the_same_updates_as_whole_batches(
+    data: tuple[np.ndarray, ...], tmp_path: Path
+) -> None:
+    """Two micro-batches of 8 accumulate into the update of one batch of 16.
+
+    SGD, no dropout or augmentation, 64 images (4 whole batches an epoch), so
+    the only difference left is floating-point summation order.
+    """
+    images, labels = data[0][:64], data[1][:64]
+    settings = {
+        "epochs": 2,
+        "model": ModelParams(conv_filters=[4], dense_units=8, dropout=0.0),
+        "optimizer": OptimizerParams(name="sgd", learning_rate=0.05),
+    }
+    whole, _ = train_classifier(images, labels, *data[2:], _params(tmp_path / "whole", **settings))
+    micro, _ = train_classifier(
+        images, labels, *data[2:], _params(tmp_path / "micro", micro_batches=2, **settings)
+    )
+    assert micro.optimizer.gradient_accumulation_steps == 2
+    assert whole.optimizer.gradient_accumulation_steps is None
+    for got, expected in zip(micro.get_weights(), whole.get_weights(), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    # and it trained: the weights moved away from a fresh initialisation
+    fresh = train_classifier(
+        images, labels, *data[2:], _params(tmp_path / "fresh", **{**settings, "epochs": 0})
+    )[0]
+    assert not np.allclose(fresh.get_weights()[0], whole.get_weights()[0])
+
+
+def test_micro_batches_must_divide_the_batch() -> None:
+    with pytest.raises(ValueError, match=r"micro_batches \(3\) must divide batch_size \(32\)"):
+        TrainingParams(batch_size=32, micro_batches=3)
+
+
 class _Crash(keras.callbacks.Callback):
     """Stands in for a killed process after ``after`` finished epochs."""
 
@@ -124,18 +158,28 @@ def test_killed_run_resumes_at_last_finished_epoch(
     assert not backup.exists()
 
 
+@pytest.mark.parametrize(
+    ("mixed_precision", "compute_dtype", "loss_scaling"),
+    [(True, "float16", True), ("float16", "float16", True), ("bfloat16", "bfloat16", False)],
+)
 def test_zero_epochs_returns_compiled_untrained_model(
-    data: tuple[np.ndarray, ...], tmp_path: Path
+    data: tuple[np.ndarray, ...],
+    tmp_path: Path,
+    mixed_precision: bool | str,
+    compute_dtype: str,
+    loss_scaling: bool,
 ) -> None:
     previous = keras.mixed_precision.global_policy().name
-    model, history = train_classifier(
-        *data,
-        _params(tmp_path, epochs=0, mixed_precision=True, optimizer=OptimizerParams(name="sgd")),
+    params = _params(
+        tmp_path, epochs=0, mixed_precision=mixed_precision, optimizer=OptimizerParams(name="sgd")
     )
+    model, history = train_classifier(*data, params)
     assert keras.mixed_precision.global_policy().name == previous
-    assert model.get_layer("conv_1").compute_dtype == "float16"
+    assert model.get_layer("conv_1").compute_dtype == compute_dtype
+    assert model.get_layer("probability").compute_dtype == "float32"
     assert model.input_shape == (None, SIZE, SIZE, 1)
-    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    # float16 needs loss scaling (Keras adds it); bfloat16 has float32's range
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) is loss_scaling
     assert history == {key: [] for key in KEYS}
 
 

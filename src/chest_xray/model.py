@@ -101,14 +101,20 @@ def _check_spatial_size(input_shape: tuple[int, int, int], params: ModelParams) 
                 )
 
 
-def compile_model(model: keras.Model, optimizer: OptimizerParams) -> None:
+def compile_model(
+    model: keras.Model, optimizer: OptimizerParams, accumulation_steps: int = 1
+) -> None:
     """Binary cross-entropy with accuracy and ROC AUC, the write-up's optimiser by default.
 
-    Under a ``mixed_float16`` policy Keras wraps the optimiser in a
-    LossScaleOptimizer itself, so nothing special is needed here.
+    ``accumulation_steps`` > 1 averages that many steps' gradients into one
+    update (Keras' gradient accumulation). Under a ``mixed_float16`` policy
+    Keras wraps the optimiser in a LossScaleOptimizer itself.
     """
     model.compile(
-        optimizer=_OPTIMIZERS[optimizer.name](learning_rate=optimizer.learning_rate),
+        optimizer=_OPTIMIZERS[optimizer.name](
+            learning_rate=optimizer.learning_rate,
+            gradient_accumulation_steps=accumulation_steps if accumulation_steps > 1 else None,
+        ),
         loss=keras.losses.BinaryCrossentropy(),
         metrics=[
             keras.metrics.BinaryAccuracy(name="accuracy"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 
 class _Params(BaseModel):
@@ -129,17 +129,46 @@ class TrainingParams(_Params):
     deterministic_ops: bool = False
     epochs: int = Field(60, ge=0)
     batch_size: PositiveInt = 32
+    # Gradient accumulation: each batch is fed as this many equal micro-batches
+    # whose gradients are averaged into one update. Same updates as whole
+    # batches, with the activation memory of one micro-batch (validation and
+    # prediction also run in micro-batches; docs/benchmarks.md).
+    micro_batches: PositiveInt = 1
     model: ModelParams = ModelParams()
     augmentation: AugmentationParams = AugmentationParams()
     optimizer: OptimizerParams = OptimizerParams()
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     # ``balanced`` weights each class by n_samples / (n_classes * n_class).
     class_weight: Literal["none", "balanced"] = "none"
-    mixed_precision: bool = False
+    # Activations in 16 bits, weights in float32. ``bfloat16`` halves the memory
+    # of a training step and, on CPUs with AVX512-BF16 or AMX, nearly halves its
+    # time too (docs/benchmarks.md); ``float16`` is for GPUs. ``true`` means
+    # float16 (the option was a boolean before bfloat16 was added).
+    mixed_precision: Literal["none", "float16", "bfloat16"] = "none"
     distribution: Literal["default", "mirrored"] = "default"
     # Per-epoch state for BackupAndRestore: a killed run resumes from here.
     checkpoint_dir: str = "data/06_models/checkpoints"
     loader_threads: int = Field(0, ge=0)  # 0 = one per CPU core
+
+    @property
+    def micro_batch_size(self) -> int:
+        """Images per forward pass: training steps, validation and prediction alike."""
+        return self.batch_size // self.micro_batches
+
+    @model_validator(mode="after")
+    def _micro_batches_divide_the_batch(self) -> TrainingParams:
+        if self.batch_size % self.micro_batches:
+            raise ValueError(
+                f"micro_batches ({self.micro_batches}) must divide batch_size ({self.batch_size})"
+            )
+        return self
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _boolean_precision(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "float16" if value else "none"
+        return value
 
 
 class GalleryParams(_Params):

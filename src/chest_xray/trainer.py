@@ -84,15 +84,15 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
     with _precision(params.mixed_precision, log), _distribution_scope(params.distribution, log):
         augmentation = build_augmentation(params.augmentation, seed=params.seed)
         model = build_model(train_images.shape[1:], params.model, augmentation)
-        compile_model(model, params.optimizer)
+        compile_model(model, params.optimizer, accumulation_steps=params.micro_batches)
         if params.epochs == 0:
             log.info("epochs=0: returning the untrained model")
             return without_augmentation(model), _history_dict(None)
 
-        train = ImageBatches(
-            train_images, train_labels, params.batch_size, shuffle=True, seed=params.seed
-        )
-        val = ImageBatches(val_images, val_labels, params.batch_size, shuffle=False, seed=0)
+        # With micro-batches, consecutive micro-batches make up one shuffled batch.
+        micro = params.micro_batch_size
+        train = ImageBatches(train_images, train_labels, micro, shuffle=True, seed=params.seed)
+        val = ImageBatches(val_images, val_labels, micro, shuffle=False, seed=0)
         callbacks = _callbacks(params, len(train_images), log)
         fitted = model.fit(
             train,
@@ -133,14 +133,14 @@ def _check_split(
 
 
 @contextlib.contextmanager
-def _precision(mixed: bool, log: logging.Logger) -> Iterator[None]:
-    """mixed_float16 for the duration of the block, then the caller's policy again."""
-    if not mixed:
+def _precision(mixed: str, log: logging.Logger) -> Iterator[None]:
+    """A mixed_<mixed> policy for the duration of the block, then the caller's policy again."""
+    if mixed == "none":
         yield
         return
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    log.info("Mixed precision: mixed_float16")
+    keras.mixed_precision.set_global_policy(f"mixed_{mixed}")
+    log.info("Mixed precision: mixed_%s", mixed)
     try:
         yield
     finally:

@@ -83,7 +83,7 @@ def predict(
             tables.append(pd.DataFrame(columns=PREDICTION_COLUMNS))
             continue
         images = load_image_array(processed_images, rows["image_id"], params.loader_threads)
-        probability = predict_probabilities(model, images, params.batch_size)
+        probability = predict_probabilities(model, images, params.micro_batch_size)
         tables.append(
             pd.DataFrame(
                 {
