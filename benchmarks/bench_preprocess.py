@@ -3,7 +3,7 @@
 Measures, in one invocation (medians over ``--repeats``):
 
 - images/s of the ``preprocess_images`` node with its defaults (draft decoding,
-  PNG zlib level 1, a process pool with one worker per core), run as Kedro runs
+  PNG zlib level 1, a thread pool with one worker per core), run as Kedro runs
   it: in a fresh process that has imported TensorFlow, inputs loaded and
   outputs saved through datasets configured like ``conf/base/catalog.yml``,
   into an empty folder;
@@ -12,9 +12,6 @@ Measures, in one invocation (medians over ``--repeats``):
 - grey-level RMS difference between the two outputs, per image;
 - 1 worker against the default pool;
 - a second run on the unchanged inputs (incremental: nothing to redo);
-- pool start-up, spawn against forkserver, each in fresh processes that import
-  TensorFlow first (as ``kedro run`` does), with and without Kedro's CLI as the
-  main module (spawn children re-import the main module);
 - how many cores the run really got (a pure-Python loop in 1 and 2 processes,
   before and after): the machine may be shared, and pool figures mean little
   without it.
@@ -38,11 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-if os.environ.get("BENCH_KEDRO_MAIN"):
-    # Stand-in for the `kedro` console script, whose module-level import is what a
-    # spawn child re-runs when it re-imports the parent's main module.
-    import kedro.framework.cli  # noqa: F401
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     REPO,
@@ -60,7 +52,6 @@ from _common import (
 )
 
 TARGET = (300, 300)
-PROBE_DELAY_S = 1.0
 
 
 # --------------------------------------------------------------------------- the two paths
@@ -154,112 +145,14 @@ def rms_differences(project_dir: Path, loop_dir: Path, files: list[Path]) -> lis
     return differences
 
 
-# ------------------------------------------------------------------------ pool start-up
-
-
-def _probe_task(delay: float) -> int:
-    """What a real worker imports, then a pause so each worker takes one task."""
-    import chest_xray.preprocessing  # noqa: F401
-
-    time.sleep(delay)
-    return os.getpid()
-
-
-def _probe_task_old_imports(delay: float) -> int:
-    """What a worker imported before this benchmark's changes: pandas and tqdm too."""
-    import pandas  # noqa: F401
-    import tqdm.auto  # noqa: F401
-
-    return _probe_task(delay)
-
-
-# start method -> (multiprocessing start method, worker task, time a whole run too)
-PROBES = {
-    "spawn": ("spawn", _probe_task, True),
-    "forkserver": ("forkserver", _probe_task, True),
-    "spawn, old worker imports": ("spawn", _probe_task_old_imports, False),
-}
-
-
-def probe(name: str, source: Path) -> dict[str, Any]:
-    """In a fresh process: pool start-up and a whole preprocess_all with probe ``name``."""
-    start_method, task, whole_run = PROBES[name]
-    start = time.perf_counter()
-    import tensorflow  # noqa: F401  (kedro run imports it with the training pipeline)
-
-    from chest_xray.preprocessing import make_pool, preprocess_all
-
-    tf_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    with make_pool(2, start_method) as pool:  # type: ignore[arg-type]
-        pids = list(pool.map(task, [PROBE_DELAY_S] * 2))
-    startup = time.perf_counter() - start - PROBE_DELAY_S
-    if not whole_run:
-        return {"startup_s": startup, "distinct_workers": len(set(pids)), "images": 0}
-
-    files = sorted(source.glob("*.jp*g"))
-    loaders = {f.name: f.read_bytes for f in files}
-    jobs = [(f.stem, f.name) for f in files]
-    start = time.perf_counter()
-    for _ in preprocess_all(
-        loaders,
-        jobs,
-        size=TARGET,
-        resize_mode="stretch",
-        jpeg_draft=True,
-        png_compress_level=1,
-        workers=2,
-        start_method=start_method,  # type: ignore[arg-type]
-    ):
-        pass
-    run = time.perf_counter() - start
-    return {
-        "startup_s": startup,
-        "distinct_workers": len(set(pids)),
-        "preprocess_all_s": run,
-        "images": len(files),
-        "tensorflow_import_s": tf_seconds,
-    }
-
-
-def run_probes(source: Path, repeats: int) -> list[dict[str, Any]]:
-    """Each configuration in fresh interpreters, interleaved, ``repeats`` times."""
-    configs = [
-        (method, main) for main in ("script", "kedro_cli") for method in ("spawn", "forkserver")
-    ]
-    configs.append(("spawn, old worker imports", "kedro_cli"))
-    samples: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in configs}
-    for _ in range(repeats):
-        for method, main in configs:
-            samples[(method, main)].append(
-                _python(source, "--probe", method, kedro_main=main == "kedro_cli")
-            )
-    return [
-        {
-            "start_method": method,
-            "main_module": main,
-            "pool_startup_s": median([r["startup_s"] for r in runs]),
-            "distinct_workers": min(r["distinct_workers"] for r in runs),
-            "preprocess_all_s": (
-                median([r["preprocess_all_s"] for r in runs])
-                if "preprocess_all_s" in runs[0]
-                else None
-            ),
-            "images": runs[0]["images"],
-            "samples": runs,
-        }
-        for (method, main), runs in samples.items()
-    ]
-
-
 def child_run(source: Path, workdir: Path) -> dict[str, float]:
     """One repetition of the project's path, in a fresh process as a ``kedro run`` would be.
 
-    TensorFlow is imported first (the training pipeline's modules) and the main
-    module imports Kedro's CLI (``BENCH_KEDRO_MAIN``), so worker start-up costs
-    what it costs under ``kedro run``. Then: a first run into an empty folder
-    (cold pool), a second run on the unchanged inputs, and a 1-worker first run.
+    TensorFlow and Kedro are imported first (as ``kedro run`` has them loaded).
+    Then: a first run into an empty folder, a second run on the unchanged
+    inputs, and a 1-worker first run.
     """
+    import kedro.framework.cli  # noqa: F401  loaded under `kedro run`
     import pandas as pd
     from kedro.io import DataCatalog  # noqa: F401  imported by kedro before any node runs
 
@@ -281,8 +174,8 @@ def child_run(source: Path, workdir: Path) -> dict[str, float]:
         "project": first["seconds"],
         "second_run": second["seconds"],
         "project_1_worker": one["seconds"],
-        # inside the node's preprocess_all: until the first image came back (pool
-        # start-up, mostly), and the rate of the others after it (steady state)
+        # inside the node's preprocess_all: until the first image came back, and
+        # the rate of the others after it (steady state)
         "first_image_s": marks["first"],
         "steady_images_per_s": (marks["n"] - 1) / (marks["all"] - marks["first"]),
     }
@@ -320,14 +213,9 @@ def _watch_outcomes(stop: bool = False) -> dict[str, float]:
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "fullres-sample")
-    parser.add_argument("--probe", choices=list(PROBES), help=argparse.SUPPRESS)
     parser.add_argument("--child-run", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--no-probes", action="store_true", help="skip the start-method probes")
     args = parser.parse_args()
     source = require_dir(args.data.resolve(), "the full-resolution JPEG sample", "*.jp*g")
-    if args.probe:
-        print(json.dumps(probe(args.probe, source)))
-        return
     if args.child_run:
         print(json.dumps(child_run(source, args.child_run)))
         return
@@ -355,7 +243,7 @@ def main() -> None:
             parallel.append(cpu_parallelism())
             seconds, _ = timed(lambda root=root: write_up_loop(files, root / "loop"))
             times["loop"].append(seconds)
-            child = _python(source, "--child-run", str(root), kedro_main=True)
+            child = _python(source, "--child-run", str(root))
             for key, value in child.items():
                 (inside if key in inside else times)[key].append(value)
             if rep == 0:
@@ -409,31 +297,12 @@ def main() -> None:
     )
     print(
         f"inside the {cores}-worker first run: first image back after {first_image:.2f} s "
-        f"(pool start-up), then {steady:.0f} images/s = {steady / rate['loop']:.1f}x loop"
+        f"then {steady:.0f} images/s = {steady / rate['loop']:.1f}x loop"
     )
     print(
         f"second run on unchanged inputs: {median(times['second_run']) * 1000:.0f} ms = "
         f"{second_share:.1%} of the first ({median(times['project']):.2f} s)"
     )
-
-    probes = [] if args.no_probes else run_probes(source, args.repeats)
-    if probes:
-        print()
-        print(
-            table(
-                [
-                    (
-                        p["start_method"],
-                        p["main_module"],
-                        p["pool_startup_s"],
-                        p["distinct_workers"],
-                        "-" if p["preprocess_all_s"] is None else p["preprocess_all_s"],
-                    )
-                    for p in probes
-                ],
-                ["start method", "main module", "pool start-up s", "workers", "run s (all)"],
-            )
-        )
 
     write_result(
         "preprocess",
@@ -461,18 +330,14 @@ def main() -> None:
             "rms_per_image": dict(zip([f.name for f in files], rms, strict=True)),
             "second_run_share": second_share,
             "goal_second_run_share": 0.05,
-            "start_method_probes": probes,
         },
         args.out,
     )
 
 
-def _python(source: Path, *args: str, kedro_main: bool) -> dict[str, Any]:
+def _python(source: Path, *args: str) -> dict[str, Any]:
     """Run this script in a fresh interpreter and parse the JSON of its last line."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KEDRO_DISABLE_TELEMETRY": "1"}
-    env.pop("BENCH_KEDRO_MAIN", None)
-    if kedro_main:
-        env["BENCH_KEDRO_MAIN"] = "1"
     done = subprocess.run(
         [sys.executable, __file__, str(source), *args],
         env=env,

@@ -199,13 +199,13 @@ def test_outcomes_keep_job_order_across_workers_and_reuse(source: Source) -> Non
     assert all(o.image is not None for o in outcomes if o.key not in reused | {"train/broken"})
 
 
-def test_a_run_that_reuses_everything_starts_no_pool(
+def test_a_run_that_reuses_everything_decodes_nothing(
     source: Source, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def no_pool(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a process pool was started")
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an image was preprocessed again")
 
-    monkeypatch.setattr(preprocessing, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(preprocessing, "preprocess", no_decoding)
     jobs = [(p, p) for p in sorted(source.files)]
     outcomes = list(
         preprocess_all(

@@ -1,8 +1,9 @@
 """Decode any X-ray file to 8-bit grey, resize it, encode it as PNG.
 
-Pure functions of bytes -> bytes, so they run in worker processes and are
-tested without Kedro. Every failure to decode is an ``UnreadableImageError``
-carrying the file name, which the preprocessing node counts as a skip.
+Pure functions of bytes -> bytes, so they run on worker threads (Pillow releases
+the GIL while it decodes, resizes and encodes) and are tested without Kedro.
+Every failure to decode is an ``UnreadableImageError`` carrying the file name,
+which the preprocessing node counts as a skip.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ class PreprocessingParams(_Params):
     # from a full decode on average.
     jpeg_draft: bool = True
     png_compress_level: int = Field(1, ge=0, le=9)
-    workers: int = Field(0, ge=0)  # 0 = one process per CPU core; 1 = in-process
+    workers: int = Field(0, ge=0)  # threads: 0 = one per CPU core; 1 = in the calling thread
     # Reuse the PNG of an image whose source bytes and settings are unchanged
     # since the last run (per preprocessing_log) instead of decoding it again.
     incremental: bool = True

@@ -1,14 +1,16 @@
-"""Run ``imaging.preprocess`` over many images in a process pool.
+"""Run ``imaging.preprocess`` over many images on a thread pool.
 
-Decoding and resizing are CPU-bound and hold the GIL, so they go to worker
-processes (one per core by default). The encoded bytes are read lazily in the
-parent, a few small chunks ahead of the workers, so memory stays flat however
-large the dataset. A file that does not decode is returned as a failure, not
-raised.
+Decoding, resizing and PNG encoding happen in Pillow's C code, which releases
+the GIL, so threads (one per core by default) scale with the cores: measured
+1.94x on 2 cores, with nothing to start. A process pool needed 0.7 s to start
+its workers under ``kedro run``, a third of a 160-image job
+(docs/benchmarks.md). The encoded bytes are read lazily by the calling thread,
+a few small chunks ahead of the workers, so memory stays flat however large
+the dataset. A file that does not decode is returned as a failure, not raised.
 
-The parent also fingerprints each file's bytes (SHA-256, which CPUs with SHA
-extensions hash at ~1.6 GB/s: 0.2 ms for a 300 KB JPEG, against ~10 ms to
-decode, resize and encode it), so a caller can reuse the output of an
+Each worker first fingerprints a file's bytes (SHA-256, ~1.6 GB/s on CPUs with
+SHA extensions, also outside the GIL: 0.2 ms for a 300 KB JPEG, against ~10 ms
+to decode, resize and encode it), so a caller can reuse the output of an
 unchanged image instead of computing it again.
 """
 
@@ -16,14 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any
 
 from chest_xray.imaging import (
     OUTPUT_VERSION,
@@ -33,7 +34,7 @@ from chest_xray.imaging import (
     preprocess,
 )
 
-if TYPE_CHECKING:  # workers import this module: keep pandas (0.4 s) out of their start-up
+if TYPE_CHECKING:
     import pandas as pd
 
 logger = logging.getLogger(__name__)
@@ -51,14 +52,9 @@ LOG_COLUMNS = [
     "settings",
 ]
 
-# "auto": forkserver where the platform has it (Linux, macOS), else spawn.
-StartMethod = Literal["auto", "spawn", "forkserver"]
-
 # Chunks of work submitted ahead of the one being collected, per worker: enough
 # to keep every worker busy, few enough to keep the read-ahead bytes small.
 _CHUNKS_AHEAD_PER_WORKER = 2
-# Longest run of jobs queued as one entry, so reused images report progress.
-_MAX_RUN = 256
 
 
 @dataclass(frozen=True)
@@ -116,15 +112,21 @@ def reusable_rows(
 
 
 def _run_one(
-    item: tuple[str, str, bytes | OSError, str],
+    item: tuple[str, str, bytes | OSError],
+    *,
+    reuse: Callable[[str, str], bool] | None,
     size: tuple[int, int],
     resize_mode: ResizeMode,
     jpeg_draft: bool,
     png_compress_level: int,
 ) -> Outcome:
-    key, name, data, digest = item
+    """Fingerprint one file's bytes, then reuse its last output or preprocess it."""
+    key, name, data = item
     if isinstance(data, OSError):
         return Outcome(key, None, f"cannot read the file: {data}")
+    digest = source_digest(data)
+    if reuse is not None and reuse(key, digest):
+        return Outcome(key, None, source_digest=digest, reused=True)
     try:
         image = preprocess(
             data,
@@ -139,11 +141,9 @@ def _run_one(
     return Outcome(key, image, "", digest)
 
 
-def _run_chunk(
-    items: list[tuple[str, str, bytes | OSError, str]], **settings: object
-) -> list[Outcome]:
-    """One task for a worker: a few images, so IPC costs little per image."""
-    return [_run_one(item, **settings) for item in items]  # type: ignore[arg-type]
+def _run_chunk(items: list[tuple[str, str, bytes | OSError]], **settings: Any) -> list[Outcome]:
+    """One task for a worker: a few images, so queueing costs little per image."""
+    return [_run_one(item, **settings) for item in items]
 
 
 def resolve_workers(workers: int) -> int:
@@ -167,77 +167,48 @@ def preprocess_all(
     workers: int = 0,
     chunk: int = 8,
     reuse: Callable[[str, str], bool] | None = None,
-    start_method: StartMethod = "auto",
 ) -> Iterator[Outcome]:
     """Yield one ``Outcome`` per ``(output key, raw partition)`` in ``jobs``, in order.
 
     ``loaders`` maps a raw partition to a zero-argument function returning the
     file's bytes (a Kedro ``PartitionedDataset`` load). ``reuse(key, digest)``
-    returning True marks that image as reused instead of processing it. The
-    process pool starts only once some image needs work, so a run that reuses
-    everything pays no start-up.
+    returning True marks that image as reused instead of processing it.
+    ``workers`` threads (0: one per core; 1: all in the calling thread).
     """
-    from tqdm.auto import tqdm  # the parent's progress bar; not a worker import
+    from tqdm.auto import tqdm
 
-    settings = {
-        "size": size,
-        "resize_mode": resize_mode,
-        "jpeg_draft": jpeg_draft,
-        "png_compress_level": png_compress_level,
-    }
+    task = partial(
+        _run_chunk,
+        reuse=reuse,
+        size=size,
+        resize_mode=resize_mode,
+        jpeg_draft=jpeg_draft,
+        png_compress_level=png_compress_level,
+    )
     n_workers = min(resolve_workers(workers), max(1, len(jobs)))
-    # Results in job order: each entry is a run of jobs, reused ones as their
-    # Outcome and the others as None, with the future (or in-process result)
-    # of the work among them.
-    queue: deque[tuple[list[Outcome | None], Future | list[Outcome]]] = deque()
-    in_flight = 0
+    ahead = _CHUNKS_AHEAD_PER_WORKER * n_workers
+    # Chunks in job order: futures on the pool, or results when in-process.
+    queue: deque[Future | list[Outcome]] = deque()
     with (
         tqdm(total=len(jobs), desc="preprocess", unit="img", mininterval=2.0) as progress,
-        _LazyPool(n_workers, start_method) as pool,
+        _Workers(n_workers) as pool,
     ):
 
         def drain(limit: int) -> Iterator[Outcome]:
-            nonlocal in_flight
-            while queue and (in_flight > limit or not isinstance(queue[0][1], Future)):
-                entries, work = queue.popleft()
-                if isinstance(work, Future):
-                    in_flight -= 1
-                    work = work.result()
-                done = iter(work)
-                progress.update(len(entries))
-                for entry in entries:
-                    yield entry if entry is not None else next(done)
+            while len(queue) > limit:
+                work = queue.popleft()
+                outcomes = work.result() if isinstance(work, Future) else work
+                progress.update(len(outcomes))
+                yield from outcomes
 
-        entries: list[Outcome | None] = []
-        pending: list[tuple[str, str, bytes | OSError, str]] = []
-        read = _fingerprinted(loaders, jobs)
-        for number, (key, partition, data, digest) in enumerate(read, start=1):
-            if digest and reuse is not None and reuse(key, digest):
-                entries.append(Outcome(key, None, source_digest=digest, reused=True))
-            else:
-                entries.append(None)
-                pending.append((key, partition, data, digest))
-            if len(pending) == chunk or len(entries) >= _MAX_RUN or number == len(jobs):
-                work = pool.submit(partial(_run_chunk, pending, **settings)) if pending else []
-                in_flight += isinstance(work, Future)
-                queue.append((entries, work))
-                entries, pending = [], []
-            yield from drain(_CHUNKS_AHEAD_PER_WORKER * n_workers)
+        items: list[tuple[str, str, bytes | OSError]] = []
+        for number, (key, partition) in enumerate(jobs, start=1):
+            items.append((key, partition, _read(loaders, partition)))
+            if len(items) == chunk or number == len(jobs):
+                queue.append(pool.submit(partial(task, items)))
+                items = []
+                yield from drain(ahead)
         yield from drain(0)
-
-
-def _fingerprinted(
-    loaders: Mapping[str, Callable[[], bytes]], jobs: Sequence[tuple[str, str]]
-) -> Iterator[tuple[str, str, bytes | OSError, str]]:
-    """Each job with its file's bytes and digest, one file at a time.
-
-    Serial on purpose: measured on 4,671 small files, reading through Kedro's
-    datasets in 2 threads took 3x longer than in one (the per-file Python work
-    holds the GIL), and on 160 large ones it saved under 10%.
-    """
-    for key, partition in jobs:
-        data = _read(loaders, partition)
-        yield key, partition, data, "" if isinstance(data, OSError) else source_digest(data)
 
 
 def _read(loaders: Mapping[str, Callable[[], bytes]], partition: str) -> bytes | OSError:
@@ -248,46 +219,21 @@ def _read(loaders: Mapping[str, Callable[[], bytes]], partition: str) -> bytes |
         return error
 
 
-def make_pool(workers: int, start_method: StartMethod = "auto") -> ProcessPoolExecutor:
-    """A process pool whose workers start fast and never inherit the parent's threads.
+class _Workers:
+    """A thread pool, or the calling thread itself when ``workers`` is 1 (easy to debug)."""
 
-    Not fork: forking a process that has loaded TensorFlow or MLflow threads can
-    deadlock. forkserver forks each worker from a server process started once
-    per parent, which imports the main module and this one (NumPy, Pillow)
-    before it forks, so each worker is ready as soon as it is forked; spawn
-    starts a fresh interpreter per worker that re-imports all of that (and the
-    main module: Kedro's CLI under ``kedro run``). Measured under ``kedro run``
-    conditions: 0.65 s against 0.85 s to a ready 2-worker pool
-    (docs/benchmarks.md). Both are safe with threads in the parent.
-    """
-    if start_method == "auto":
-        available = multiprocessing.get_all_start_methods()
-        start_method = "forkserver" if "forkserver" in available else "spawn"
-    context = multiprocessing.get_context(start_method)
-    if start_method == "forkserver":
-        # Takes effect when the server starts (the first forkserver pool of
-        # this process); later pools reuse the server.
-        context.set_forkserver_preload(["__main__", __name__])
-    return ProcessPoolExecutor(workers, mp_context=context)
+    def __init__(self, workers: int) -> None:
+        self._pool = (
+            ThreadPoolExecutor(workers, thread_name_prefix="preprocess") if workers > 1 else None
+        )
 
-
-class _LazyPool:
-    """A process pool started on the first ``submit``; in-process when workers == 1."""
-
-    def __init__(self, workers: int, start_method: StartMethod) -> None:
-        self._workers = workers
-        self._start_method = start_method
-        self._pool: ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> _LazyPool:
+    def __enter__(self) -> _Workers:
         return self
 
     def submit(self, task: Callable[[], list[Outcome]]) -> Future | list[Outcome]:
         """A future of the task's result, or the result itself when running in-process."""
-        if self._workers <= 1:
-            return task()
         if self._pool is None:
-            self._pool = make_pool(self._workers, self._start_method)
+            return task()
         return self._pool.submit(task)
 
     def __exit__(self, *exc: object) -> None:
