@@ -74,6 +74,7 @@ def catalog(root: Path, workdir: Path) -> Any:
     names = (
         "raw_metadata",
         "raw_images",
+        "raw_image_files",
         "processed_images",
         "preprocessing_log",
         "preprocessing_log_previous",
@@ -83,9 +84,9 @@ def catalog(root: Path, workdir: Path) -> Any:
     raw = root / "Coronahack-Chest-XRay-Dataset" / "Coronahack-Chest-XRay-Dataset"
     images, log = str(workdir / "images"), str(workdir / "preprocessing_log.csv")
     config["raw_metadata"]["filepath"] = str(root / "Chest_xray_Corona_Metadata.csv")
-    config["raw_images"]["path"] = str(raw)
+    config["raw_images"]["path"] = config["raw_image_files"]["path"] = str(raw)
     config["processed_images"]["path"] = images
-    config["processed_images_existing"]["dataset"]["path"] = images
+    config["processed_images_existing"]["path"] = images
     config["preprocessing_log"]["filepath"] = log
     config["preprocessing_log_previous"]["dataset"]["filepath"] = log
     return DataCatalog.from_config(config)
@@ -111,6 +112,7 @@ def prepare(root: Path, workdir: Path) -> dict[str, Any]:
         PreprocessingParams(),
         data.load("preprocessing_log_previous"),
         data.load("processed_images_existing"),
+        data.load("raw_image_files"),
     )
     data.save("processed_images", pngs)
     data.save("preprocessing_log", log)

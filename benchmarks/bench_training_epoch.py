@@ -11,6 +11,9 @@ Both feed the recipe model (``build_model`` with default ``ModelParams``,
   the same PNGs (its rescale 1/255 comes on top of the model's own Rescaling
   layer: one extra multiply per pixel, no effect on the cost).
 
+Also timed, outside the ratio: the project's path under a ``mixed_bfloat16``
+policy (``training.mixed_precision: bfloat16``).
+
 Epochs are timed by a callback (training steps only, no validation); the
 paths alternate one ``fit(epochs=1)`` at a time, after one warm-up epoch each.
 
@@ -101,9 +104,21 @@ def main() -> None:
             f"{n} images at {SIZE[0]}x{SIZE[1]}, batch {BATCH}, model "
             f"{project_model.count_params():,} parameters; legacy class {legacy_name}"
         )
+        # For reference, not part of the ratio: the project's path with 16-bit
+        # activations (training.mixed_precision: bfloat16).
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            bf16_model = build_model(
+                shape, ModelParams(), build_augmentation(AugmentationParams(), seed=0)
+            )
+            compile_model(bf16_model, OptimizerParams())
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        bf16_data = ImageBatches(sample.images, sample.labels, BATCH, shuffle=True, seed=0)
         runs = {
             "project": (project_model, project_data, EpochTimer()),
             "legacy flow_from_directory": (legacy_model, legacy_data, EpochTimer()),
+            "project, mixed_precision bfloat16": (bf16_model, bf16_data, EpochTimer()),
         }
         for rep in range(args.repeats + 1):  # the first epoch of each is the warm-up
             for model, data, timer in runs.values():
@@ -126,6 +141,8 @@ def main() -> None:
         )
     )
     print(f"\nproject / legacy = {ratio:.2f}x (one CPU epoch; the model dominates)")
+    bf16_ratio = rate["project, mixed_precision bfloat16"] / rate["project"]
+    print(f"project bfloat16 / project float32 = {bf16_ratio:.2f}x")
     write_result(
         "training_epoch",
         {
@@ -144,6 +161,7 @@ def main() -> None:
             "warmup_epoch_seconds": warmup,
             "images_per_s": rate,
             "ratio_project_vs_legacy": ratio,
+            "ratio_bfloat16_vs_float32": bf16_ratio,
         },
         args.out,
     )

@@ -8,6 +8,7 @@ the last test runs the real pipeline twice to check the catalog wiring
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,13 +39,37 @@ def jpeg(seed: int, size: tuple[int, int] = (80, 60)) -> bytes:
 
 
 class Source:
-    """A raw_images stand-in: partition -> bytes, loadable like a PartitionedDataset."""
+    """A raw_images stand-in: partition -> bytes, loadable like a PartitionedDataset,
+    listed like a FileListingDataset (a write or a touch changes the file's stamp)."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = dict(files)
+        self.modified = dict.fromkeys(files, 1000.0)
+        self.reads: list[str] = []
+
+    def write(self, name: str, data: bytes) -> None:
+        self.files[name] = data
+        self.touch(name)
+
+    def touch(self, name: str) -> None:
+        self.modified[name] = self.modified.get(name, 1000.0) + 1.0
 
     def loaders(self) -> dict[str, Callable[[], bytes]]:
-        return {name: (lambda name=name: self.files[name]) for name in self.files}
+        def load(name: str) -> bytes:
+            self.reads.append(name)
+            return self.files[name]
+
+        return {name: (lambda name=name: load(name)) for name in self.files}
+
+    def listing(self) -> pd.DataFrame:
+        names = sorted(self.files)
+        return pd.DataFrame(
+            {
+                "partition": names,
+                "size": [len(self.files[n]) for n in names],
+                "modified": [repr(self.modified[n]) for n in names],
+            }
+        )
 
 
 @pytest.fixture
@@ -75,8 +100,11 @@ def run(
 ) -> tuple[dict[str, bytes], pd.DataFrame]:
     """One node run; ``previous`` is what the last run left on disk (PNGs, log)."""
     pngs, log = previous if previous else ({}, None)
-    existing = {key: (lambda: b"") for key in pngs}
-    return preprocess_images(source.loaders(), index_of(source), settings, log, existing)
+    existing = pd.DataFrame({"partition": sorted(pngs), "size": 1, "modified": ""})
+    source.reads.clear()
+    return preprocess_images(
+        source.loaders(), index_of(source), settings, log, existing, source.listing()
+    )
 
 
 def roundtrip(log: pd.DataFrame) -> pd.DataFrame:
@@ -84,7 +112,8 @@ def roundtrip(log: pd.DataFrame) -> pd.DataFrame:
     buffer = io.StringIO()
     log.to_csv(buffer, index=False)
     buffer.seek(0)
-    return pd.read_csv(buffer, keep_default_na=False, dtype={"source_sha256": str, "settings": str})
+    text = {"source_sha256": str, "source_stamp": str, "settings": str}
+    return pd.read_csv(buffer, keep_default_na=False, dtype=text)
 
 
 def on_disk(first: tuple[dict[str, bytes], pd.DataFrame]) -> tuple[dict[str, bytes], pd.DataFrame]:
@@ -105,6 +134,9 @@ def test_first_run_processes_everything_and_records_fingerprints(source: Source)
     assert log.set_index("image_id").loc["train/broken", "status"] == "skipped"
     assert log["settings"].eq(settings_key(SIZE, "stretch", True, 1)).all()
     assert log["source_sha256"].str.fullmatch("[0-9a-f]{32}").all()
+    assert log.set_index("image_id").loc["train/0", "source_stamp"] == (
+        f"{len(source.files['train/0.jpeg'])}:1000.0"
+    )
 
 
 def test_second_run_on_unchanged_inputs_reuses_everything(
@@ -114,14 +146,42 @@ def test_second_run_on_unchanged_inputs_reuses_everything(
     forbid_decoding(monkeypatch)
     pngs, log = run(source, params(), first)
     assert pngs == {}  # nothing to save: the PNGs on disk stay
+    assert source.reads == []  # same size and time: no file was even read
     pd.testing.assert_frame_equal(roundtrip(log), first[1])
+
+
+def test_a_touched_but_unchanged_file_is_read_not_decoded(
+    source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = on_disk(run(source, params()))
+    source.touch("train/3.jpeg")
+    forbid_decoding(monkeypatch)
+    pngs, log = run(source, params(), first)
+    assert pngs == {}
+    assert source.reads == ["train/3.jpeg"]  # its stamp changed: hashed, same bytes
+    stamps = log.set_index("image_id")["source_stamp"]
+    assert stamps["train/3"].endswith(":1001.0")  # the new stamp is remembered...
+    run(source, params(), on_disk((first[0], log)))
+    assert source.reads == []  # ...so the next run reads nothing
+
+
+def test_without_a_listing_every_file_is_read_and_hashed(
+    source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = on_disk(run(source, params()))
+    forbid_decoding(monkeypatch)
+    existing = pd.DataFrame({"partition": sorted(first[0])})
+    source.reads.clear()
+    pngs, _ = preprocess_images(source.loaders(), index_of(source), params(), first[1], existing)
+    assert pngs == {}
+    assert sorted(source.reads) == sorted(source.files)
 
 
 def test_a_changed_source_byte_reprocesses_that_image_only(source: Source) -> None:
     first = on_disk(run(source, params()))
     data = bytearray(source.files["train/3.jpeg"])
     data[-3] ^= 0xFF  # inside the entropy-coded data, before the EOI marker
-    source.files["train/3.jpeg"] = bytes(data)
+    source.write("train/3.jpeg", bytes(data))
     pngs, log = run(source, params(), first)
     assert sorted(pngs) == ["train/3"]
     before = dict(zip(first[1]["image_id"], first[1]["source_sha256"], strict=True))
@@ -148,7 +208,7 @@ def test_a_missing_png_is_regenerated(source: Source) -> None:
 
 def test_new_images_are_processed_and_old_ones_reused(source: Source) -> None:
     first = on_disk(run(source, params()))
-    source.files["train/new.jpeg"] = jpeg(99)
+    source.write("train/new.jpeg", jpeg(99))
     pngs, log = run(source, params(), first)
     assert sorted(pngs) == ["train/new"]
     assert len(log) == 8
@@ -162,7 +222,7 @@ def test_incremental_false_reprocesses_everything(source: Source) -> None:
 
 def test_a_log_without_fingerprints_reuses_nothing(source: Source) -> None:
     pngs, log = on_disk(run(source, params()))
-    old = log.drop(columns=["source_sha256", "settings"])
+    old = log.drop(columns=["source_sha256", "source_stamp", "settings"])
     again, _ = run(source, params(), (pngs, old))
     assert len(again) == 6
 
@@ -292,3 +352,15 @@ def test_pipeline_rerun_rewrites_nothing_and_restores_a_deleted_png(
     assert set(after) == set(first)
     assert {png for png in after if after[png] != first.get(png)} == {gone}
     assert log_file.read_bytes() == first_log
+
+    # A raw file touched but unchanged: hashed again, not decoded; its new stamp is logged.
+    raw = next(demo_dataset.root.rglob("*.jpeg"))
+    stat = raw.stat()
+    os.utime(raw, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    run_kedro(pipeline_names=["data_processing"], runtime_params=params)
+    assert {png: png.stat().st_mtime_ns for png in images.rglob("*.png")} == after
+    before = pd.read_csv(io.BytesIO(first_log), keep_default_na=False, dtype=str)
+    now = pd.read_csv(log_file, keep_default_na=False, dtype=str)
+    changed = now.compare(before)
+    assert list(changed.columns.get_level_values(0).unique()) == ["source_stamp"]
+    assert len(changed) == 1

@@ -1,6 +1,7 @@
 """Custom Kedro datasets (only where no kedro-datasets class fits; each module says why)."""
 
+from chest_xray.datasets.file_listing_dataset import FileListingDataset
 from chest_xray.datasets.image_file_dataset import ImageFileDataset
 from chest_xray.datasets.keras_model_dataset import KerasModelDataset
 
-__all__ = ["ImageFileDataset", "KerasModelDataset"]
+__all__ = ["FileListingDataset", "ImageFileDataset", "KerasModelDataset"]

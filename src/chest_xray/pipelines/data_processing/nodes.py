@@ -11,7 +11,13 @@ from matplotlib.figure import Figure
 from chest_xray.metadata import DROPPED_COLUMNS, deduplicate, join_files, normalise_metadata
 from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams
 from chest_xray.plots import plot_dataset_summary
-from chest_xray.preprocessing import LOG_COLUMNS, preprocess_all, reusable_rows, settings_key
+from chest_xray.preprocessing import (
+    LOG_COLUMNS,
+    file_stamps,
+    preprocess_all,
+    reusable_rows,
+    settings_key,
+)
 from chest_xray.splitting import make_manifest
 from chest_xray.summary import compare_with_shipped, summarise
 
@@ -68,42 +74,56 @@ def summarise_dataset(
     return summary, plot_dataset_summary(summary)
 
 
-def preprocess_images(
+def preprocess_images(  # noqa: PLR0917 - Kedro passes node inputs positionally
     raw_images: PartitionLoaders,
     image_index: pd.DataFrame,
     params: PreprocessingParams,
     preprocessing_log_previous: pd.DataFrame | None = None,
-    processed_images_existing: PartitionLoaders | None = None,
+    processed_images_existing: pd.DataFrame | None = None,
+    raw_image_files: pd.DataFrame | None = None,
 ) -> tuple[dict[str, bytes], pd.DataFrame]:
     """Grey, resized PNG per joined image (keyed by ``image_id``) and a per-image log.
 
     A file that cannot be decoded is skipped, logged with its name and listed in
     the log with its reason; the run goes on.
 
-    With ``params.incremental`` an image whose source bytes (SHA-256) and
-    settings match the last run's log, and whose PNG is still there, is not
-    decoded again: its log row carries over and only new PNGs are returned, so
-    ``processed_images`` must keep the folder's other files (``overwrite:
-    false``). The last run's log and the PNG folder's listing come in as
-    read-only entries (None before the first run); no PNG is read.
+    With ``params.incremental`` an image is not decoded again when the last
+    run's log has it with the same settings and its PNG is still there, and
+    either its file's size and modification time (``raw_image_files``) are
+    unchanged (then the file is not even read) or its bytes have the same
+    SHA-256 (a file touched but not changed). Its log row carries over and only
+    new PNGs are returned, so ``processed_images`` must keep the folder's other
+    files (``overwrite: false``). The last run's log (None before the first
+    run) and the listings come in as read-only entries; no PNG is read.
     """
     settings = settings_key(
         params.image_size, params.resize_mode, params.jpeg_draft, params.png_compress_level
     )
-    previous = (
-        reusable_rows(preprocessing_log_previous, processed_images_existing or {}, settings)
-        if params.incremental
-        else {}
+    existing = (
+        set() if processed_images_existing is None else set(processed_images_existing["partition"])
     )
+    previous = (
+        reusable_rows(preprocessing_log_previous, existing, settings) if params.incremental else {}
+    )
+    stamps = file_stamps(raw_image_files)
+    partitions = dict(zip(image_index["image_id"], image_index["raw_partition"], strict=True))
     digest_column = LOG_COLUMNS.index("source_sha256")
+    stamp_column = LOG_COLUMNS.index("source_stamp")
+
+    rows: dict[str, tuple] = {}
+    jobs = []
+    for key, partition in partitions.items():
+        row, stamp = previous.get(key), stamps.get(partition, "")
+        if row is not None and stamp and row[stamp_column] == stamp:
+            rows[key] = row
+        else:
+            jobs.append((key, partition))
+    unread = sum(row[1] == "ok" for row in rows.values())  # reused without a read
 
     def unchanged(key: str, digest: str) -> bool:
         return key in previous and previous[key][digest_column] == digest
 
-    jobs = list(zip(image_index["image_id"], image_index["raw_partition"], strict=True))
     images: dict[str, bytes] = {}
-    rows = []
-    reused = 0
     for outcome in preprocess_all(
         raw_images,
         jobs,
@@ -114,36 +134,37 @@ def preprocess_images(
         workers=params.workers,
         reuse=unchanged,
     ):
-        if outcome.reused:
-            rows.append(previous[outcome.key])
-            reused += 1
-            continue
-        if outcome.image is None:
-            logger.warning("Skipped %s: %s", outcome.key, outcome.reason)
-            rows.append(
-                (outcome.key, "skipped", outcome.reason, "", 0, 0, outcome.source_digest, settings)
-            )
-            continue
-        image = outcome.image
-        images[outcome.key] = image.png
-        rows.append(
-            (
-                outcome.key,
+        key, stamp = outcome.key, stamps.get(partitions[outcome.key], "")
+        if outcome.reused:  # same bytes, new stamp: remember it, so next time it is not read
+            row = previous[key]
+            rows[key] = (*row[:stamp_column], stamp, *row[stamp_column + 1 :])
+        elif outcome.image is None:
+            logger.warning("Skipped %s: %s", key, outcome.reason)
+            digest = outcome.source_digest
+            rows[key] = (key, "skipped", outcome.reason, "", 0, 0, digest, stamp, settings)
+        else:
+            image = outcome.image
+            images[key] = image.png
+            rows[key] = (
+                key,
                 "ok",
                 "",
                 image.original_mode,
                 image.original_width,
                 image.original_height,
                 outcome.source_digest,
+                stamp,
                 settings,
             )
-        )
-    log = pd.DataFrame(rows, columns=LOG_COLUMNS)
+    log = pd.DataFrame([rows[key] for key in partitions], columns=LOG_COLUMNS)
+    reused = len(partitions) - len(images) - int((log["status"] == "skipped").sum())
     logger.info(
-        "Preprocessed %d images to %s PNG, reused %d unchanged, skipped %d",
+        "Preprocessed %d images to %s PNG, reused %d unchanged (%d without reading the "
+        "file: same size and modification time), skipped %d",
         len(images),
         params.image_size,
         reused,
+        unread,
         int((log["status"] == "skipped").sum()),
     )
     if not (log["status"] == "ok").any():

@@ -32,10 +32,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "raw_images",
                     "image_index",
                     "params:preprocessing",
-                    # What the last run left (None before the first): read only,
-                    # so an incremental run redoes only new or changed images.
+                    # What the last run left, and the files' sizes and times: read
+                    # only, so an incremental run redoes only new or changed images.
                     "preprocessing_log_previous",
                     "processed_images_existing",
+                    "raw_image_files",
                 ],
                 outputs=["processed_images", "preprocessing_log"],
                 name="preprocess_images",
