@@ -194,9 +194,11 @@ def main() -> None:
     parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "coronahack-dev")
     parser.add_argument("--steps", type=int, default=20, help="training batches per run")
     parser.add_argument("--batch-size", type=int, default=32, help="the recipe's is 32")
-    parser.add_argument(
-        "--mixed-precision", choices=("none", "float16", "bfloat16"), default="none"
-    )
+    from typing import get_args
+
+    from chest_xray.params import MixedPrecision
+
+    parser.add_argument("--mixed-precision", choices=get_args(MixedPrecision), default="none")
     parser.add_argument("--micro-batches", type=int, default=1, help="gradient accumulation")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the PNGs here")
     parser.add_argument("--child", type=Path, help=__import__("argparse").SUPPRESS)

@@ -29,13 +29,13 @@ Mapping from ``ImageDataGenerator`` (the write-up's settings in brackets):
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, get_args
 
 import keras
 
-from chest_xray.params import AugmentationParams
+from chest_xray.params import AugmentationParams, FillMode
 
-FILL_MODES = ("nearest", "reflect", "constant", "wrap")
+FILL_MODES: tuple[str, ...] = get_args(FillMode)
 # The layer's name in the model; ``model.without_augmentation`` drops it by name.
 AUGMENTATION_LAYER = "augmentation"
 

@@ -12,6 +12,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+# Shared with the code that takes these values outside the parameters
+# (augmentation.RandomAffine, benchmarks/bench_memory.py): one list each.
+FillMode = Literal["nearest", "reflect", "constant", "wrap"]
+MixedPrecision = Literal["none", "float16", "bfloat16"]
+
 
 class _Params(BaseModel):
     """Base: unknown keys are errors, so a typo in YAML never passes silently."""
@@ -104,7 +109,7 @@ class AugmentationParams(_Params):
     shear: float = Field(0.2, ge=0.0, lt=1.0)
     zoom: float = Field(0.2, ge=0.0, lt=1.0)
     horizontal_flip: bool = True
-    fill_mode: Literal["nearest", "reflect", "constant", "wrap"] = "nearest"
+    fill_mode: FillMode = "nearest"
 
 
 class OptimizerParams(_Params):
@@ -144,7 +149,7 @@ class TrainingParams(_Params):
     # of a training step and, on CPUs with AVX512-BF16 or AMX, nearly halves its
     # time too (docs/benchmarks.md); ``float16`` is for GPUs. ``true`` means
     # float16 (the option was a boolean before bfloat16 was added).
-    mixed_precision: Literal["none", "float16", "bfloat16"] = "none"
+    mixed_precision: MixedPrecision = "none"
     distribution: Literal["default", "mirrored"] = "default"
     # Per-epoch state for BackupAndRestore: a killed run resumes from here.
     checkpoint_dir: str = "data/06_models/checkpoints"
