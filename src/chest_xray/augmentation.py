@@ -119,7 +119,6 @@ class RandomAffine(keras.layers.Layer):
         self.interpolation = interpolation
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.supports_masking = False
 
     def random_transforms(self, batch: Any, height: Any, width: Any) -> Any:
         """Draw one transform per image: the (N, 8) rows ``call`` warps with."""

@@ -53,19 +53,18 @@ class FileListingDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
-        if not self._fs.isdir(self._folder):
-            return pd.DataFrame({"partition": [], "size": [], "modified": []}).astype(
-                {"partition": str, "size": "int64", "modified": str}
-            )
         rows = []
-        for file, info in sorted(self._fs.find(self._folder, detail=True).items()):
-            if not file.endswith(self._filename_suffix):
-                continue
-            partition = str(PurePosixPath(file).relative_to(self._folder))
-            if self._filename_suffix:
-                partition = partition[: -len(self._filename_suffix)]
-            rows.append((partition, int(info.get("size") or 0), _modified(info)))
-        return pd.DataFrame(rows, columns=COLUMNS).astype({"size": "int64"})
+        if self._fs.isdir(self._folder):
+            for file, info in sorted(self._fs.find(self._folder, detail=True).items()):
+                if not file.endswith(self._filename_suffix):
+                    continue
+                partition = str(PurePosixPath(file).relative_to(self._folder))
+                if self._filename_suffix:
+                    partition = partition[: -len(self._filename_suffix)]
+                rows.append((partition, int(info.get("size") or 0), _modified(info)))
+        return pd.DataFrame(rows, columns=COLUMNS).astype(
+            {"partition": str, "size": "int64", "modified": str}
+        )
 
     def save(self, data: pd.DataFrame) -> None:
         raise DatasetError(f"FileListingDataset is read only ('{self._folder}')")
