@@ -11,6 +11,7 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -238,10 +239,11 @@ def test_an_undecodable_file_is_not_retried_while_unchanged(
     assert row["reason"] == first[1].set_index("image_id").loc["train/broken", "reason"]
 
 
-def test_outcomes_keep_job_order_across_workers_and_reuse(source: Source) -> None:
-    jobs = [(p.removesuffix(".jpeg"), p) for p in sorted(source.files)] * 3
-    reused = {"train/1", "train/4"}
-    outcomes = list(
+def all_outcomes(
+    source: Source, jobs: list[tuple[str, str]], **options: Any
+) -> list[preprocessing.Outcome]:
+    """preprocess_all over ``source`` on 2 worker threads, with the test's fixed settings."""
+    return list(
         preprocess_all(
             source.loaders(),
             jobs,
@@ -250,10 +252,15 @@ def test_outcomes_keep_job_order_across_workers_and_reuse(source: Source) -> Non
             jpeg_draft=True,
             png_compress_level=1,
             workers=2,
-            chunk=2,
-            reuse=lambda key, digest: key in reused,
+            **options,
         )
     )
+
+
+def test_outcomes_keep_job_order_across_workers_and_reuse(source: Source) -> None:
+    jobs = [(p.removesuffix(".jpeg"), p) for p in sorted(source.files)] * 3
+    reused = {"train/1", "train/4"}
+    outcomes = all_outcomes(source, jobs, chunk=2, reuse=lambda key, digest: key in reused)
     assert [o.key for o in outcomes] == [key for key, _ in jobs]
     assert {o.key for o in outcomes if o.reused} == reused
     assert all(o.image is not None for o in outcomes if o.key not in reused | {"train/broken"})
@@ -267,18 +274,7 @@ def test_a_run_that_reuses_everything_decodes_nothing(
 
     monkeypatch.setattr(preprocessing, "preprocess", no_decoding)
     jobs = [(p, p) for p in sorted(source.files)]
-    outcomes = list(
-        preprocess_all(
-            source.loaders(),
-            jobs,
-            size=SIZE,
-            resize_mode="stretch",
-            jpeg_draft=True,
-            png_compress_level=1,
-            workers=2,
-            reuse=lambda key, digest: True,
-        )
-    )
+    outcomes = all_outcomes(source, jobs, reuse=lambda key, digest: True)
     assert all(o.reused for o in outcomes)
 
 
