@@ -28,7 +28,7 @@ def load_sample(root: Path, n: int, size: tuple[int, int], png_dir: Path) -> Sam
     """The first ``n`` labelled train images (by name), preprocessed by the project's code."""
     from PIL import Image
 
-    from chest_xray.imaging import preprocess
+    from chest_xray.data.imaging import preprocess
 
     folder = kaggle_images(root, "train")
     labels_by_name = {}

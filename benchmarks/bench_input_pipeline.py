@@ -58,7 +58,7 @@ def epoch_runner(images, labels, augmentation, compiled: bool) -> Callable[[], N
     import numpy as np
     import tensorflow as tf
 
-    from chest_xray.inputs import ImageBatches
+    from chest_xray.modeling.inputs import ImageBatches
 
     batches = ImageBatches(images, labels, BATCH, shuffle=True, seed=0)
     rescale = keras.layers.Rescaling(1.0 / 255.0)
@@ -139,7 +139,7 @@ def main() -> None:
         from_arrays = generator.flow(
             sample.images.astype(np.float32), sample.labels, batch_size=BATCH, shuffle=True, seed=0
         )
-        from chest_xray.augmentation import build_augmentation
+        from chest_xray.modeling.augmentation import build_augmentation
         from chest_xray.params import AugmentationParams
 
         augmentation = build_augmentation(AugmentationParams(), seed=0)

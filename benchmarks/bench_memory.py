@@ -130,7 +130,7 @@ def child(
     import pandas as pd
     from kedro_datasets.partitions import PartitionedDataset
 
-    from chest_xray import trainer
+    from chest_xray.modeling import trainer
     from chest_xray.params import TrainingParams
     from chest_xray.pipelines.training.nodes import train_model
 

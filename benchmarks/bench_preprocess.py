@@ -224,7 +224,7 @@ def main() -> None:
     check_repeats(args.repeats)
     parallel: list[dict[str, float]] = []
 
-    from chest_xray.preprocessing import resolve_workers
+    from chest_xray.data.partitions import resolve_workers
 
     files = sorted(source.glob("*.jp*g"))
     n = len(files)

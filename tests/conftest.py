@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from chest_xray.demo_data import DemoDatasetFacts, write_demo_dataset
+from chest_xray.tools.demo_data import DemoDatasetFacts, write_demo_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -93,7 +93,7 @@ class ModelParams(_Params):
 class AugmentationParams(_Params):
     """Train-time augmentation, one random affine warp per image (write-up's settings).
 
-    ``chest_xray.augmentation`` maps each field to the legacy generator's keyword.
+    ``chest_xray.modeling.augmentation`` maps each field to the legacy generator's keyword.
 
     Setting a value to 0 (or ``horizontal_flip: false``) switches that transform
     off; ``enabled: false`` switches all of them off.

@@ -3,7 +3,7 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from chest_xray.hooks import MlflowHooks
+from chest_xray.tracking.hooks import MlflowHooks
 
 HOOKS = (MlflowHooks(),)
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from chest_xray.demo_data import DemoDatasetFacts, write_demo_dataset
+from chest_xray.tools.demo_data import DemoDatasetFacts, write_demo_dataset
 from tests.conftest import RunKedro
 
 pytestmark = pytest.mark.slow

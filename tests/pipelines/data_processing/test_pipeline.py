@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from chest_xray.demo_data import DemoDatasetFacts
 from chest_xray.pipelines.data_processing import create_pipeline
+from chest_xray.tools.demo_data import DemoDatasetFacts
 from tests.conftest import RunKedro
 
 pytestmark = pytest.mark.slow

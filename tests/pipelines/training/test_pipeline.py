@@ -1,4 +1,5 @@
-"""Real `kedro run` of training on generated demo data: it learns, and partial reruns work."""
+"""Real `kedro run`s of training, then evaluation, on generated demo data: the model learns,
+the evaluation pipeline scores the saved model, and partial reruns work."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from chest_xray.demo_data import DemoDatasetFacts, write_demo_dataset
 from chest_xray.pipelines.training import create_pipeline
+from chest_xray.tools.demo_data import DemoDatasetFacts, write_demo_dataset
 from tests.conftest import RunKedro
 
 pytestmark = pytest.mark.slow
@@ -23,27 +24,27 @@ def learnable_dataset(tmp_path_factory: pytest.TempPathFactory) -> DemoDatasetFa
     return write_demo_dataset(tmp_path_factory.mktemp("raw") / "coronahack", n_train=400, seed=1)
 
 
-def test_pipeline_nodes_and_tags() -> None:
+def test_training_pipeline_trains_and_draws_curves_only() -> None:
     pipeline = create_pipeline()
-    names = {node.name: node.tags for node in pipeline.nodes}
-    assert set(names) == {
-        "train_model",
-        "plot_training_curves",
-        "predict",
-        "evaluate",
-        "plot_evaluation",
-        "plot_prediction_gallery",
+    assert {node.name: node.tags for node in pipeline.nodes} == {
+        "train_model": {"training"},
+        "plot_training_curves": {"training"},
     }
-    assert "training" in names["train_model"] and "evaluation" in names["evaluate"]
+    assert pipeline.all_outputs() == {"model", "training_history", "training_curves_plot"}
 
 
-def test_training_learns_and_evaluation_reuses_the_saved_model(
+def test_training_learns_and_evaluation_scores_the_saved_model(
     run_kedro: RunKedro, kedro_project: Path, learnable_dataset: DemoDatasetFacts
 ) -> None:
     params = {"raw_root": str(learnable_dataset.root), "preprocessing.workers": 1}
     run_kedro(pipeline_names=["data_processing"], runtime_params=params)
     run_kedro(pipeline_names=["training"], runtime_params=params)
     data = kedro_project / "data"
+    # Training alone trains: no prediction, metric or evaluation figure yet.
+    assert (data / "08_reporting/training_curves.png").exists()
+    assert not (data / "08_reporting/test_metrics.json").exists()
+    assert not (data / "07_model_output/test_predictions.csv").exists()
+    run_kedro(pipeline_names=["evaluation"], runtime_params=params)
 
     history = json.loads((data / "08_reporting/training_history.json").read_text())
     manifest = pd.read_csv(data / "03_primary/split_manifest.csv")
@@ -69,14 +70,15 @@ def test_training_learns_and_evaluation_reuses_the_saved_model(
     models = sorted((data / "06_models/model.h5").iterdir())
     assert len(models) == 1  # one version
 
-    # Re-evaluate from the saved model: no training node runs, no new model version.
+    # The old way to re-evaluate, --from-nodes=predict on __default__, still works: no
+    # training node runs, no new model version.
     (data / "08_reporting/test_metrics.json").unlink()
-    run_kedro(pipeline_names=["training"], runtime_params=params, from_nodes=["predict"])
+    run_kedro(runtime_params=params, from_nodes=["predict"])
     assert sorted((data / "06_models/model.h5").iterdir()) == models
     again = json.loads((data / "08_reporting/test_metrics.json").read_text())
     assert again["test"]["auc"] == pytest.approx(test["auc"], abs=1e-6)
     assert json.loads((data / "08_reporting/training_history.json").read_text()) == history
 
     # --only-missing-outputs: everything exists, so nothing is trained again.
-    run_kedro(pipeline_names=["training"], runtime_params=params, only_missing_outputs=True)
+    run_kedro(runtime_params=params, only_missing_outputs=True)
     assert sorted((data / "06_models/model.h5").iterdir()) == models

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from chest_xray.metadata import DROPPED_COLUMNS, deduplicate, join_files, normalise_metadata
-from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams
-from chest_xray.plots import plot_dataset_summary
-from chest_xray.preprocessing import (
+from chest_xray.data.metadata import DROPPED_COLUMNS, deduplicate, join_files, normalise_metadata
+from chest_xray.data.partitions import PartitionLoaders
+from chest_xray.data.preprocessing import (
     LOG_COLUMNS,
     file_stamps,
     preprocess_all,
     reusable_rows,
     settings_key,
 )
-from chest_xray.splitting import make_manifest
-from chest_xray.summary import compare_with_shipped, summarise
+from chest_xray.data.splitting import make_manifest
+from chest_xray.data.summary import compare_with_shipped, dataset_summary_figure, summarise
+from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams
 
 logger = logging.getLogger(__name__)
-
-PartitionLoaders = dict[str, Callable[[], bytes]]
 
 
 def join_metadata(
@@ -71,7 +68,7 @@ def summarise_dataset(
             int((missing["shipped"] - missing["images"]).sum()),
             missing.to_string(index=False),
         )
-    return summary, plot_dataset_summary(summary)
+    return summary, dataset_summary_figure(summary)
 
 
 def preprocess_images(  # noqa: PLR0917 - Kedro passes node inputs positionally

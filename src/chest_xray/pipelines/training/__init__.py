@@ -1,4 +1,4 @@
-"""training: processed PNGs + split manifest -> model, predictions, metrics, plots."""
+"""training: processed PNGs + split manifest -> model, training history, learning curves."""
 
 from chest_xray.pipelines.training.pipeline import create_pipeline
 

@@ -1,20 +1,15 @@
-"""training: train -> predict -> evaluate -> plots. Every hand-over is persisted,
-so ``kedro run --from-nodes=predict`` re-evaluates the saved model without training."""
+"""training: processed PNGs + split manifest -> model, training history and curves.
+
+The model and its history are persisted, so ``kedro run --pipelines=evaluation``
+re-evaluates the saved model without training again."""
 
 from kedro.pipeline import Node, Pipeline
 
-from chest_xray.pipelines.training.nodes import (
-    evaluate,
-    plot_evaluation,
-    plot_gallery,
-    plot_training_history,
-    predict,
-    train_model,
-)
+from chest_xray.pipelines.training.nodes import plot_training_curves, train_model
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    training = Pipeline(
+    return Pipeline(
         [
             Node(
                 func=train_model,
@@ -23,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="train_model",
             ),
             Node(
-                func=plot_training_history,
+                func=plot_training_curves,
                 inputs="training_history",
                 outputs="training_curves_plot",
                 name="plot_training_curves",
@@ -31,33 +26,3 @@ def create_pipeline(**kwargs) -> Pipeline:
         ],
         tags="training",
     )
-    evaluation = Pipeline(
-        [
-            Node(
-                func=predict,
-                inputs=["model", "processed_images", "split_manifest", "params:training"],
-                outputs=["validation_predictions", "test_predictions"],
-                name="predict",
-            ),
-            Node(
-                func=evaluate,
-                inputs=["validation_predictions", "test_predictions", "params:evaluation"],
-                outputs="test_metrics",
-                name="evaluate",
-            ),
-            Node(
-                func=plot_evaluation,
-                inputs=["test_predictions", "test_metrics", "params:evaluation"],
-                outputs=["confusion_matrix_plot", "roc_curve_plot"],
-                name="plot_evaluation",
-            ),
-            Node(
-                func=plot_gallery,
-                inputs=["test_predictions", "processed_images", "params:evaluation"],
-                outputs="prediction_gallery_plot",
-                name="plot_prediction_gallery",
-            ),
-        ],
-        tags="evaluation",
-    )
-    return training + evaluation

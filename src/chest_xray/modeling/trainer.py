@@ -1,0 +1,232 @@
+"""Training the classifier: seeds, precision, distribution, callbacks and history.
+
+Backend-neutral Keras 3, except two TensorFlow-only switches
+(op determinism and MirroredStrategy) that are used only when the backend is
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from chest_xray.modeling.augmentation import build_augmentation
+from chest_xray.modeling.inputs import ImageBatches
+from chest_xray.modeling.model import build_model, compile_model, without_augmentation
+from chest_xray.params import TrainingParams
+
+HISTORY_KEYS: tuple[str, ...] = ("loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc")
+
+
+def set_seeds(seed: int, deterministic_ops: bool) -> None:
+    """Seed Python, NumPy and the backend; optionally ask TF for deterministic kernels.
+
+    Op determinism costs speed (and is process-wide and one-way), so it is opt-in.
+    """
+    keras.utils.set_random_seed(seed)
+    if deterministic_ops and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
+    """Per-class loss weights; ``balanced`` gives each class the same total weight."""
+    if mode == "none":
+        return None
+    if mode != "balanced":
+        raise ValueError(f"Unknown class_weight mode {mode!r}; expected 'none' or 'balanced'")
+    labels = np.asarray(labels)
+    counts = np.bincount(labels.astype(np.int64), minlength=2)
+    if len(counts) != 2 or not counts.all():
+        raise ValueError(f"balanced class weights need both labels 0 and 1, got counts {counts}")
+    return {c: float(len(labels) / (2 * counts[c])) for c in (0, 1)}
+
+
+def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    params: TrainingParams,
+    log: logging.Logger | None = None,
+    *,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Build, compile and fit the model; return it with a JSON-ready history.
+
+    ``train_images`` / ``val_images`` are (N, H, W, 1) uint8 (the model
+    rescales). A killed run resumes from ``params.checkpoint_dir`` at its last
+    finished epoch; that directory is deleted after a successful fit, so it
+    must be dedicated to this run. ``extra_callbacks`` run after the built-in
+    ones (e.g. for experiment tracking).
+
+    The returned model is the trained network without its augmentation layer
+    (``model.without_augmentation``): what is saved, logged and predicted with.
+    """
+    log = log or logging.getLogger(__name__)
+    _check_split("train", train_images, train_labels, params.classes)
+    _check_split("validation", val_images, val_labels, params.classes)
+    set_seeds(params.seed, params.deterministic_ops)
+    log.info(
+        "Training on %s (Keras %s, backend %s)",
+        ", ".join(keras.distribution.list_devices()),
+        keras.__version__,
+        keras.backend.backend(),
+    )
+
+    with _precision(params.mixed_precision, log), _distribution_scope(params.distribution, log):
+        augmentation = build_augmentation(params.augmentation, seed=params.seed)
+        model = build_model(train_images.shape[1:], params.model, augmentation)
+        compile_model(model, params.optimizer, accumulation_steps=params.micro_batches)
+        if params.epochs == 0:
+            log.info("epochs=0: returning the untrained model")
+            return without_augmentation(model), _history_dict(None)
+
+        # With micro-batches, consecutive micro-batches make up one shuffled batch.
+        micro = params.micro_batch_size
+        train = ImageBatches(train_images, train_labels, micro, shuffle=True, seed=params.seed)
+        val = ImageBatches(val_images, val_labels, micro, shuffle=False, seed=0)
+        callbacks = _callbacks(params, len(train_images), log)
+        fitted = model.fit(
+            train,
+            validation_data=val,
+            epochs=params.epochs,
+            class_weight=class_weights(train_labels, params.class_weight),
+            callbacks=[*callbacks, *extra_callbacks],
+            shuffle=False,  # ImageBatches shuffles rows itself, reproducibly
+            verbose=0,  # one log line per epoch instead of a progress bar
+        )
+    return without_augmentation(model), _history_dict(fitted)
+
+
+def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """P(class 1) per image, in input order, as float32 (N,)."""
+    if len(images) == 0:
+        return np.zeros(0, dtype=np.float32)
+    batches = ImageBatches(images, None, batch_size, shuffle=False, seed=0)
+    return np.asarray(model.predict(batches, verbose=0), dtype=np.float32).reshape(-1)
+
+
+def _check_split(
+    split: str, images: np.ndarray, labels: np.ndarray, classes: tuple[str, str]
+) -> None:
+    """Fail before any compute: a split without a class makes loss/AUC meaningless."""
+    labels = np.asarray(labels)
+    if len(images) != len(labels):
+        raise ValueError(f"The {split} split has {len(images)} images but {len(labels)} labels")
+    unknown = sorted(set(np.unique(labels).tolist()) - {0, 1})
+    if unknown:
+        raise ValueError(f"The {split} split has labels {unknown}; expected 0 and 1")
+    for index, name in enumerate(classes):
+        if not np.any(labels == index):
+            raise ValueError(
+                f"The {split} split has no {name} images (label {index}); "
+                "both classes are needed to train and validate"
+            )
+
+
+@contextlib.contextmanager
+def _precision(mixed: str, log: logging.Logger) -> Iterator[None]:
+    """A mixed_<mixed> policy for the duration of the block, then the caller's policy again."""
+    if mixed == "none":
+        yield
+        return
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(f"mixed_{mixed}")
+    log.info("Mixed precision: mixed_%s", mixed)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+@contextlib.contextmanager
+def _distribution_scope(distribution: str, log: logging.Logger) -> Iterator[None]:
+    """A MirroredStrategy scope (all local GPUs) where asked for and possible."""
+    if distribution != "mirrored":
+        yield
+        return
+    if keras.backend.backend() != "tensorflow":
+        log.warning(
+            "distribution 'mirrored' needs the TensorFlow backend, not %s; "
+            "training on the default device",
+            keras.backend.backend(),
+        )
+        yield
+        return
+    import tensorflow as tf
+
+    strategy = tf.distribute.MirroredStrategy()
+    log.info("MirroredStrategy over %d replica(s)", strategy.num_replicas_in_sync)
+    with strategy.scope():
+        yield
+
+
+def _callbacks(
+    params: TrainingParams, n_train: int, log: logging.Logger
+) -> list[keras.callbacks.Callback]:
+    """Resume-on-restart first, so later callbacks see the restored epoch."""
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.BackupAndRestore(
+            backup_dir=params.checkpoint_dir, save_freq="epoch", delete_checkpoint=True
+        ),
+    ]
+    stopping = params.early_stopping
+    if stopping.enabled:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=stopping.monitor,
+                patience=stopping.patience,
+                restore_best_weights=stopping.restore_best_weights,
+            )
+        )
+    callbacks.append(EpochLogger(log, n_train, params.epochs))
+    return callbacks
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """One log line per epoch: Kedro's log keeps the curve without a progress bar."""
+
+    def __init__(self, log: logging.Logger, n_images: int, epochs: int) -> None:
+        super().__init__()
+        self.log = log
+        self.n_images = n_images
+        self.epochs = epochs
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        seconds = time.perf_counter() - self._start
+        self.log.info(
+            "epoch %d/%d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f "
+            "(%.1f s, %.0f images/s)",
+            epoch + 1,
+            self.epochs,
+            logs.get("loss", float("nan")),
+            logs.get("accuracy", float("nan")),
+            logs.get("val_loss", float("nan")),
+            logs.get("val_accuracy", float("nan")),
+            seconds,
+            self.n_images / seconds if seconds > 0 else float("nan"),
+        )
+
+
+def _history_dict(fitted: keras.callbacks.History | None) -> dict[str, list[float]]:
+    """Plain Python floats, so the history can go straight to JSON / MLflow."""
+    if fitted is None:
+        history: dict[str, list[float]] = {key: [] for key in HISTORY_KEYS}
+        history["epoch"] = []
+        return history
+    history = {key: [float(value) for value in fitted.history.get(key, [])] for key in HISTORY_KEYS}
+    history["epoch"] = [int(epoch) + 1 for epoch in fitted.epoch]
+    return history

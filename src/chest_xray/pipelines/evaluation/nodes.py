@@ -1,0 +1,133 @@
+"""Nodes of the evaluation pipeline: predict with the saved model, score, draw the figures."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from chest_xray.data.partitions import PartitionLoaders
+from chest_xray.evaluation.metrics import evaluation_report
+from chest_xray.evaluation.plots import (
+    confusion_matrix_figure,
+    prediction_gallery_figure,
+    roc_curve_figure,
+)
+from chest_xray.modeling.inputs import (
+    decode_grey_png,
+    label_indices,
+    load_image_array,
+    split_rows,
+)
+from chest_xray.modeling.trainer import predict_probabilities
+from chest_xray.params import EvaluationParams, TrainingParams
+
+logger = logging.getLogger(__name__)
+
+# The columns of validation_predictions and test_predictions.
+PREDICTION_COLUMNS = ["image_id", "label", "y_true", "probability"]
+
+
+def predict(
+    model: keras.Model,
+    processed_images: PartitionLoaders,
+    split_manifest: pd.DataFrame,
+    params: TrainingParams,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probability of the positive class for every validation and test image."""
+    tables = []
+    for split in ("validation", "test"):
+        rows = split_rows(split_manifest, split)
+        if rows.empty:
+            logger.warning("The %s split is empty: no predictions for it", split)
+            tables.append(pd.DataFrame(columns=PREDICTION_COLUMNS))
+            continue
+        images = load_image_array(processed_images, rows["image_id"], params.loader_threads)
+        probability = predict_probabilities(model, images, params.micro_batch_size)
+        tables.append(
+            pd.DataFrame(
+                {
+                    "image_id": rows["image_id"],
+                    "label": rows["label"],
+                    "y_true": label_indices(rows, params.classes),
+                    "probability": probability.astype(float),
+                }
+            )
+        )
+    return tables[0], tables[1]
+
+
+def evaluate(
+    validation_predictions: pd.DataFrame,
+    test_predictions: pd.DataFrame,
+    params: EvaluationParams,
+) -> dict[str, Any]:
+    """Test metrics at the fixed threshold and at one chosen on validation."""
+    if test_predictions.empty:
+        raise ValueError(
+            "The test split is empty (no TEST image has a file): nothing to evaluate. "
+            "Point raw_root at a dataset with test images."
+        )
+    report = evaluation_report(
+        test_predictions["y_true"].to_numpy(int),
+        test_predictions["probability"].to_numpy(float),
+        validation_predictions["y_true"].to_numpy(int),
+        validation_predictions["probability"].to_numpy(float),
+        params,
+    )
+    fixed = report["test"]["at_fixed_threshold"]
+    logger.info(
+        "Test (n=%d): accuracy %.4f, sensitivity %.4f, specificity %.4f, AUC %s",
+        report["test"]["n"],
+        fixed["accuracy"],
+        fixed["sensitivity"],
+        fixed["specificity"],
+        report["test"]["auc"],
+    )
+    return report
+
+
+def plot_evaluation(
+    test_predictions: pd.DataFrame, test_metrics: dict[str, Any], params: EvaluationParams
+) -> tuple[Figure, Figure]:
+    """Confusion matrix (at the fixed threshold) and ROC curve with operating points."""
+    test = test_metrics["test"]
+    fixed = test["at_fixed_threshold"]
+    confusion = confusion_matrix_figure(
+        fixed["confusion_matrix"],
+        params.classes,
+        title=f"Test set, threshold {fixed['threshold']:.2f}",
+    )
+    points = {"fixed": fixed["threshold"]}
+    tuned = test.get("at_validation_threshold")
+    if tuned:
+        points[f"{tuned['strategy']} on validation"] = tuned["threshold"]
+    roc = roc_curve_figure(
+        test_predictions["y_true"].to_numpy(int),
+        test_predictions["probability"].to_numpy(float),
+        auc=test["auc"],
+        operating_points=points,
+    )
+    return confusion, roc
+
+
+def plot_prediction_gallery(
+    test_predictions: pd.DataFrame, processed_images: PartitionLoaders, params: EvaluationParams
+) -> Figure:
+    """A grid of random test images titled actual / predicted, as in the write-up."""
+    chosen = test_predictions.sample(
+        n=min(params.gallery.n_images, len(test_predictions)), random_state=params.gallery.seed
+    ).sort_values("image_id")
+    images = [decode_grey_png(processed_images[key](), key=key) for key in chosen["image_id"]]
+    predicted = np.where(chosen["probability"] >= params.threshold, 1, 0)
+    return prediction_gallery_figure(
+        images,
+        actual=chosen["label"].tolist(),
+        predicted=[params.classes[p] for p in predicted],
+        prob=chosen["probability"].tolist(),
+        columns=params.gallery.columns,
+    )

@@ -1,0 +1,46 @@
+"""evaluation: predict -> evaluate -> figures, from the saved model.
+
+``kedro run --pipelines=evaluation`` re-evaluates the last saved model (e.g.
+with another threshold rule) without training; in ``__default__`` it runs after
+training, as the old ``--from-nodes=predict`` did."""
+
+from kedro.pipeline import Node, Pipeline
+
+from chest_xray.pipelines.evaluation.nodes import (
+    evaluate,
+    plot_evaluation,
+    plot_prediction_gallery,
+    predict,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                func=predict,
+                inputs=["model", "processed_images", "split_manifest", "params:training"],
+                outputs=["validation_predictions", "test_predictions"],
+                name="predict",
+            ),
+            Node(
+                func=evaluate,
+                inputs=["validation_predictions", "test_predictions", "params:evaluation"],
+                outputs="test_metrics",
+                name="evaluate",
+            ),
+            Node(
+                func=plot_evaluation,
+                inputs=["test_predictions", "test_metrics", "params:evaluation"],
+                outputs=["confusion_matrix_plot", "roc_curve_plot"],
+                name="plot_evaluation",
+            ),
+            Node(
+                func=plot_prediction_gallery,
+                inputs=["test_predictions", "processed_images", "params:evaluation"],
+                outputs="prediction_gallery_plot",
+                name="plot_prediction_gallery",
+            ),
+        ],
+        tags="evaluation",
+    )
