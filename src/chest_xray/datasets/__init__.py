@@ -3,5 +3,6 @@
 from chest_xray.datasets.file_listing_dataset import FileListingDataset
 from chest_xray.datasets.image_file_dataset import ImageFileDataset
 from chest_xray.datasets.keras_model_dataset import KerasModelDataset
+from chest_xray.datasets.optional_dataset import OptionalDataset
 
-__all__ = ["FileListingDataset", "ImageFileDataset", "KerasModelDataset"]
+__all__ = ["FileListingDataset", "ImageFileDataset", "KerasModelDataset", "OptionalDataset"]
