@@ -219,22 +219,22 @@ def test_evaluation_report_uses_class_names_from_params() -> None:
 RATES = ("accuracy", "sensitivity", "specificity", "precision", "f1")
 
 
-def test_flat_metrics_of_full_report() -> None:
+def test_flat_metrics_name_test_tuned_and_validation_values() -> None:
     params = EvaluationParams(validation_threshold="accuracy")
     flat = flat_metrics(evaluation_report(Y, P, VAL_Y, VAL_P, params))
 
     expected = (
         {f"test_{k}" for k in (*RATES, "auc", "threshold")}
         | {f"test_tuned_{k}" for k in (*RATES, "threshold")}
-        | {f"val_{k}" for k in (*RATES, "auc")}
+        | {f"validation_{k}" for k in (*RATES, "auc")}
     )
     assert set(flat) == expected
     assert all(type(v) is float for v in flat.values())
     assert flat["test_accuracy"] == pytest.approx(0.7)
     assert flat["test_threshold"] == 0.5
     assert flat["test_tuned_threshold"] == pytest.approx(0.5)
-    assert flat["val_auc"] == 1.0
-    assert flat["val_accuracy"] == 1.0
+    assert flat["validation_auc"] == 1.0
+    assert flat["validation_accuracy"] == 1.0
 
 
 def test_flat_metrics_drops_missing_values() -> None:

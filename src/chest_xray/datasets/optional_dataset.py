@@ -24,7 +24,7 @@ class OptionalDataset(AbstractDataset[Any, Any]):
     Example catalog entry (``dataset`` takes any catalog definition)::
 
         preprocessing_log_previous:
-          type: chest_xray.datasets.optional_dataset.OptionalDataset
+          type: chest_xray.datasets.OptionalDataset
           dataset:
             type: pandas.CSVDataset
             filepath: data/03_primary/preprocessing_log.csv

@@ -191,7 +191,9 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
     """One level of ``name -> float`` for a metrics logger (e.g. MLflow); None is dropped.
 
     ``test_*`` are at the fixed threshold, ``test_tuned_*`` at the threshold
-    chosen on validation, ``val_*`` are validation at the fixed threshold.
+    chosen on validation, ``validation_*`` are the final model on the validation
+    split at the fixed threshold. (Keras' per-epoch curves are ``val_*``: a
+    different series, so a different name.)
     """
     test, validation = report["test"], report["validation"]
     flat: dict[str, float | None] = {
@@ -200,9 +202,9 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
         **_flatten_point("test_tuned", test["at_validation_threshold"]),
         **{
             key: value
-            for key, value in _flatten_point("val", validation["at_fixed_threshold"]).items()
-            if key != "val_threshold"
+            for key, value in _flatten_point("validation", validation["at_fixed_threshold"]).items()
+            if key != "validation_threshold"
         },
-        "val_auc": validation["auc"],
+        "validation_auc": validation["auc"],
     }
     return {key: float(value) for key, value in flat.items() if value is not None}
