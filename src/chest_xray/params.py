@@ -1,4 +1,4 @@
-"""Typed parameters of both pipelines.
+"""Typed parameters of the three pipelines.
 
 Kedro (1.3+) turns a ``params:`` input into the model named by the node's type
 hint and validates it before any node runs, so a bad value in
@@ -13,9 +13,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 # Shared with the code that takes these values outside the parameters
-# (augmentation.RandomAffine, benchmarks/bench_memory.py): one list each.
+# (modeling.augmentation.RandomAffine, modeling.trainer, benchmarks/bench_memory.py): one
+# list each.
 FillMode = Literal["nearest", "reflect", "constant", "wrap"]
 MixedPrecision = Literal["none", "float16", "bfloat16"]
+ClassWeight = Literal["none", "balanced"]
 
 
 class _Params(BaseModel):
@@ -144,11 +146,10 @@ class TrainingParams(_Params):
     optimizer: OptimizerParams = OptimizerParams()
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     # ``balanced`` weights each class by n_samples / (n_classes * n_class).
-    class_weight: Literal["none", "balanced"] = "none"
+    class_weight: ClassWeight = "none"
     # Activations in 16 bits, weights in float32. ``bfloat16`` halves the memory
     # of a training step and, on CPUs with AVX512-BF16 or AMX, nearly halves its
-    # time too (docs/benchmarks.md); ``float16`` is for GPUs. ``true`` means
-    # float16 (the option was a boolean before bfloat16 was added).
+    # time too (docs/benchmarks.md); ``float16`` is for GPUs.
     mixed_precision: MixedPrecision = "none"
     distribution: Literal["default", "mirrored"] = "default"
     # Per-epoch state for BackupAndRestore: a killed run resumes from here.
@@ -167,13 +168,6 @@ class TrainingParams(_Params):
                 f"micro_batches ({self.micro_batches}) must divide batch_size ({self.batch_size})"
             )
         return self
-
-    @field_validator("mixed_precision", mode="before")
-    @classmethod
-    def _boolean_precision(cls, value: object) -> object:
-        if isinstance(value, bool):
-            return "float16" if value else "none"
-        return value
 
 
 class GalleryParams(_Params):

@@ -1,4 +1,4 @@
-"""Project pipelines: data_processing, training, and both together as __default__."""
+"""Project pipelines: data_processing, training, evaluation, and all three as __default__."""
 
 from __future__ import annotations
 
@@ -9,5 +9,5 @@ from kedro.pipeline import Pipeline
 def register_pipelines() -> dict[str, Pipeline]:
     """Register every pipeline found under ``chest_xray.pipelines``."""
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum(pipelines.values())
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines

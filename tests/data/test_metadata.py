@@ -45,7 +45,7 @@ def raw(rows: list[tuple[str, str, str, str, str]]) -> pd.DataFrame:
         ("1-s2.0-S0140673620303706-fx1_lrg.jpg", "1-s2.0-S0140673620303706-fx1_lrg"),
     ],
 )
-def test_patient_id(name: str, patient: str) -> None:
+def test_patient_id_is_parsed_from_the_file_name(name: str, patient: str) -> None:
     assert patient_id(name) == patient
 
 

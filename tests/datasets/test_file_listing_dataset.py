@@ -66,6 +66,6 @@ def test_a_missing_folder_is_an_empty_table(tmp_path: Path) -> None:
     assert not dataset.exists()
 
 
-def test_is_read_only(folder: Path) -> None:
+def test_saving_a_listing_is_refused(folder: Path) -> None:
     with pytest.raises(DatasetError, match="read only"):
         FileListingDataset(path=str(folder)).save(pd.DataFrame({"partition": ["x"]}))

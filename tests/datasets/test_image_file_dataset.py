@@ -11,7 +11,7 @@ from kedro_datasets.partitions import PartitionedDataset
 from chest_xray.datasets import ImageFileDataset
 
 
-def test_round_trip_and_exists(tmp_path: Path) -> None:
+def test_saved_bytes_load_back_and_no_temporary_file_is_left(tmp_path: Path) -> None:
     dataset = ImageFileDataset(filepath=str(tmp_path / "a" / "b.png"))
     assert not dataset.exists()
     dataset.save(b"\x89PNG data")
@@ -20,7 +20,7 @@ def test_round_trip_and_exists(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["b.png"]  # no temp file left
 
 
-def test_rejects_non_bytes(tmp_path: Path) -> None:
+def test_saving_anything_but_bytes_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="encoded bytes"):
         ImageFileDataset(filepath=str(tmp_path / "x.png")).save("text")  # type: ignore[arg-type]
 

@@ -81,7 +81,7 @@ def test_same_seed_same_draws() -> None:
     )
 
 
-def test_build_follows_the_parameters() -> None:
+def test_layer_is_built_from_the_parameters() -> None:
     layer = build_augmentation(AugmentationParams(fill_mode="reflect", shear=0.1), seed=7)
     assert isinstance(layer, RandomAffine)
     assert layer.name == "augmentation"
@@ -111,7 +111,7 @@ def test_bad_arguments_are_refused() -> None:
         RandomAffine(zoom=-0.1)
 
 
-def test_config_round_trip_and_saved_model(tmp_path: Path) -> None:
+def test_layer_survives_a_config_round_trip_and_a_saved_model(tmp_path: Path) -> None:
     layer = build_augmentation(AugmentationParams(zoom=0.1), seed=5)
     clone = RandomAffine.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()

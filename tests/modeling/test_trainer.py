@@ -165,12 +165,12 @@ def test_killed_run_resumes_at_last_finished_epoch(
 
 @pytest.mark.parametrize(
     ("mixed_precision", "compute_dtype", "loss_scaling"),
-    [(True, "float16", True), ("float16", "float16", True), ("bfloat16", "bfloat16", False)],
+    [("float16", "float16", True), ("bfloat16", "bfloat16", False)],
 )
-def test_zero_epochs_returns_compiled_untrained_model(
+def test_zero_epochs_returns_the_untrained_model_in_the_asked_precision(
     data: tuple[np.ndarray, ...],
     tmp_path: Path,
-    mixed_precision: bool | str,
+    mixed_precision: str,
     compute_dtype: str,
     loss_scaling: bool,
 ) -> None:
@@ -232,7 +232,7 @@ def test_mismatched_or_foreign_labels_are_refused(
         train_classifier(train_images, train_labels, val_images, bad, _params(tmp_path))
 
 
-def test_class_weights() -> None:
+def test_balanced_class_weights_are_scikit_learns() -> None:
     labels = np.array([0, 0, 0, 1])
     assert class_weights(labels, "none") is None
     assert class_weights(labels, "balanced") == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}

@@ -136,12 +136,16 @@ def _validation_section(
     if val_true.size == 0:
         return {"n": 0, "auc": None, "at_fixed_threshold": None, "chosen_threshold": None}
     strategy = params.validation_threshold
-    can_choose = strategy != "none" and _has_both_classes(val_true)
+    chosen = (
+        choose_threshold(val_true, val_prob, strategy)
+        if strategy != "none" and _has_both_classes(val_true)
+        else None
+    )
     return {
         "n": int(val_true.size),
         "auc": roc_auc(val_true, val_prob),
         "at_fixed_threshold": binary_metrics(val_true, val_prob, params.threshold),
-        "chosen_threshold": choose_threshold(val_true, val_prob, strategy) if can_choose else None,
+        "chosen_threshold": chosen,
     }
 
 

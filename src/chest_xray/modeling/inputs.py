@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -48,7 +48,7 @@ def decode_grey_png(data: bytes, *, key: str = "") -> np.ndarray:
 
 def load_image_array(
     loaders: PartitionLoaders,
-    keys: Sequence[str],
+    keys: Iterable[str],
     threads: int = 0,
     *,
     progress: bool | None = None,

@@ -15,11 +15,12 @@ from typing import Any
 
 import keras
 import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
 
 from chest_xray.modeling.augmentation import build_augmentation
 from chest_xray.modeling.inputs import ImageBatches
 from chest_xray.modeling.model import build_model, compile_model, without_augmentation
-from chest_xray.params import TrainingParams
+from chest_xray.params import ClassWeight, TrainingParams
 
 HISTORY_KEYS: tuple[str, ...] = ("loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc")
 
@@ -36,17 +37,17 @@ def set_seeds(seed: int, deterministic_ops: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def class_weights(labels: np.ndarray, mode: str) -> dict[int, float] | None:
-    """Per-class loss weights; ``balanced`` gives each class the same total weight."""
+def class_weights(labels: np.ndarray, mode: ClassWeight) -> dict[int, float] | None:
+    """Per-class loss weights for ``model.fit``; ``balanced`` is scikit-learn's rule
+    (``n_samples / (n_classes * n_class)``), so each class carries the same total weight."""
     if mode == "none":
         return None
-    if mode != "balanced":
-        raise ValueError(f"Unknown class_weight mode {mode!r}; expected 'none' or 'balanced'")
-    labels = np.asarray(labels)
-    counts = np.bincount(labels.astype(np.int64), minlength=2)
-    if len(counts) != 2 or not counts.all():
-        raise ValueError(f"balanced class weights need both labels 0 and 1, got counts {counts}")
-    return {c: float(len(labels) / (2 * counts[c])) for c in (0, 1)}
+    labels = np.asarray(labels).astype(np.int64)
+    present = np.unique(labels)
+    if not np.array_equal(present, [0, 1]):
+        raise ValueError(f"balanced class weights need both labels 0 and 1, got {present.tolist()}")
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    return {int(c): float(w) for c, w in zip(present, weights, strict=True)}
 
 
 def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs

@@ -426,7 +426,7 @@ def _facts(root: Path, plan: dict[Split, list[_Item]]) -> DemoDatasetFacts:
             for it in items
             if not it.has_file
         ),
-        labelled_images=dict(labelled),
+        labelled_images={key: count for key, count in labelled.items()},
     )
 
 
