@@ -1,6 +1,6 @@
 """Training input pipeline alone (load + augmentation, no model): project vs legacy generator.
 
-Project path: ``chest_xray.inputs.ImageBatches`` over a uint8 array in memory,
+Project path: ``chest_xray.modeling.batches.ImageBatches`` over a uint8 array in memory,
 each batch cast, rescaled and passed through
 ``chest_xray.augmentation.build_augmentation(AugmentationParams())`` (one
 ``RandomAffine`` layer: the transforms composed into one warp per image) in
@@ -58,7 +58,7 @@ def epoch_runner(images, labels, augmentation, compiled: bool) -> Callable[[], N
     import numpy as np
     import tensorflow as tf
 
-    from chest_xray.modeling.inputs import ImageBatches
+    from chest_xray.modeling.batches import ImageBatches
 
     batches = ImageBatches(images, labels, BATCH, shuffle=True, seed=0)
     rescale = keras.layers.Rescaling(1.0 / 255.0)

@@ -61,7 +61,7 @@ def main() -> None:
     import keras
 
     from chest_xray.modeling.augmentation import build_augmentation
-    from chest_xray.modeling.inputs import ImageBatches
+    from chest_xray.modeling.batches import ImageBatches
     from chest_xray.modeling.model import build_model, compile_model
     from chest_xray.params import AugmentationParams, ModelParams, OptimizerParams
 

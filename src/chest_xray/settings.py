@@ -1,11 +1,19 @@
 """Project settings: Kedro wiring only. Defaults: https://docs.kedro.org/en/stable/configure/"""
 
+import os
+
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from chest_xray.tracking.hooks import MlflowHooks
 
 HOOKS = (MlflowHooks(),)
+
+# TensorFlow's C++ INFO and WARNING lines, once a node imports Keras (an explicit
+# TF_CPP_MIN_LOG_LEVEL wins). Its few lines logged before absl is initialised ignore this
+# variable: no `kedro` command imports Keras before a training or evaluation node runs.
+# Third-party Python warnings are set quiet in conf/logging.yml.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

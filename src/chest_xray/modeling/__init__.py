@@ -1,2 +1,10 @@
 """The model stage (06_models): inputs as uint8 batches, augmentation, the VGG network, its
 training loop. Keras 3 only (any backend); nothing here imports Kedro."""
+
+from typing import Any
+
+# A ``keras.Model``, in the signatures of the pipelines' nodes. Named, not imported: Kedro
+# imports every pipeline (and resolves its nodes' type hints) at each command's start, and
+# importing Keras loads TensorFlow, seconds of work and start-up lines on stderr that
+# `kedro registry list` or a data_processing run should not pay for.
+KerasModel = Any

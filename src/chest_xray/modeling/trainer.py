@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
 from chest_xray.modeling.augmentation import build_augmentation
-from chest_xray.modeling.inputs import ImageBatches
+from chest_xray.modeling.batches import ImageBatches
 from chest_xray.modeling.model import build_model, compile_model, without_augmentation
 from chest_xray.params import ClassWeight, TrainingParams
 

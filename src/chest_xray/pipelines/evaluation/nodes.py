@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import keras
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -17,13 +16,13 @@ from chest_xray.evaluation.plots import (
     prediction_gallery_figure,
     roc_curve_figure,
 )
+from chest_xray.modeling import KerasModel
 from chest_xray.modeling.inputs import (
     decode_grey_png,
     label_indices,
     load_image_array,
     split_rows,
 )
-from chest_xray.modeling.trainer import predict_probabilities
 from chest_xray.params import EvaluationParams, TrainingParams
 
 logger = logging.getLogger(__name__)
@@ -33,12 +32,14 @@ PREDICTION_COLUMNS = ["image_id", "label", "y_true", "probability"]
 
 
 def predict(
-    model: keras.Model,
+    model: KerasModel,
     processed_images: PartitionLoaders,
     split_manifest: pd.DataFrame,
     params: TrainingParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probability of the positive class for every validation and test image."""
+    from chest_xray.modeling.trainer import predict_probabilities  # Keras: only when predicting
+
     tables = []
     for split in ("validation", "test"):
         rows = split_rows(split_manifest, split)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 
-import keras
 import pandas as pd
 from matplotlib.figure import Figure
 
 from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.evaluation.plots import training_curves_figure
+from chest_xray.modeling import KerasModel
 from chest_xray.modeling.inputs import label_indices, load_image_array, split_rows
-from chest_xray.modeling.trainer import train_classifier
 from chest_xray.params import TrainingParams
 
 logger = logging.getLogger(__name__)
@@ -19,8 +18,10 @@ logger = logging.getLogger(__name__)
 
 def train_model(
     processed_images: PartitionLoaders, split_manifest: pd.DataFrame, params: TrainingParams
-) -> tuple[keras.Model, dict[str, list[float]]]:
+) -> tuple[KerasModel, dict[str, list[float]]]:
     """Fit the network on the train split, monitoring the validation split."""
+    from chest_xray.modeling.trainer import train_classifier  # Keras: only when training
+
     train = split_rows(split_manifest, "train")
     validation = split_rows(split_manifest, "validation")
     x_train = load_image_array(processed_images, train["image_id"], params.loader_threads)
