@@ -2,7 +2,7 @@
 
 Project path: ``chest_xray.modeling.batches.ImageBatches`` over a uint8 array in memory,
 each batch cast, rescaled and passed through
-``chest_xray.augmentation.build_augmentation(AugmentationParams())`` (one
+``chest_xray.modeling.augmentation.build_augmentation(AugmentationParams())`` (one
 ``RandomAffine`` layer: the transforms composed into one warp per image) in
 training mode, as ``fit`` runs it: in a compiled ``tf.function`` (also
 reported: called eagerly, batch by batch).

@@ -48,8 +48,8 @@ class PreprocessingParams(_Params):
     # with black so anatomy keeps its proportions.
     resize_mode: Literal["stretch", "pad"] = "stretch"
     # Let libjpeg decode at a reduced scale (>= 2x the target) before the
-    # antialiased resize: about 2x faster on 1-3k px JPEGs, 0.5 grey level RMS
-    # from a full decode on average.
+    # antialiased resize: much faster on large JPEGs, a fraction of a grey level
+    # from a full decode (docs/benchmarks.md#design-figures).
     jpeg_draft: bool = True
     png_compress_level: int = Field(1, ge=0, le=9)
     workers: int = Field(0, ge=0)  # threads: 0 = one per CPU core; 1 = in the calling thread

@@ -1,17 +1,15 @@
 """Run ``imaging.preprocess`` over many images on a thread pool.
 
 Decoding, resizing and PNG encoding happen in Pillow's C code, which releases
-the GIL, so threads (one per core by default) scale with the cores: measured
-1.94x on 2 cores, with nothing to start. A process pool needed 0.7 s to start
-its workers under ``kedro run``, a third of a 160-image job
-(docs/benchmarks.md). The encoded bytes are read lazily by the calling thread,
+the GIL, so threads (one per core by default) scale with the cores and cost
+nothing to start, where a process pool's start-up was a large share of a small
+job (docs/benchmarks.md#design-figures). The encoded bytes are read lazily by the calling thread,
 a few small chunks ahead of the workers, so memory stays flat however large
 the dataset. A file that does not decode is returned as a failure, not raised.
 
-Each worker first fingerprints a file's bytes (SHA-256, ~1.6 GB/s on CPUs with
-SHA extensions, also outside the GIL: 0.2 ms for a 300 KB JPEG, against ~10 ms
-to decode, resize and encode it), so a caller can reuse the output of an
-unchanged image instead of computing it again.
+Each worker first fingerprints a file's bytes (SHA-256, also outside the GIL,
+and some fifty times cheaper than decoding, resizing and encoding the image), so
+a caller can reuse the output of an unchanged image instead of computing it again.
 """
 
 from __future__ import annotations
@@ -77,8 +75,8 @@ class Outcome:
 
 def source_digest(data: bytes) -> str:
     """Fingerprint of a file's encoded bytes: any changed byte changes it."""
-    # SHA-256 over BLAKE2b: hardware-accelerated here (1.6 against 0.7 GB/s measured
-    # on the project's machine), and 128 bits of it are plenty to notice a change.
+    # SHA-256 over BLAKE2b: hardware-accelerated on current CPUs (docs/benchmarks.md#design-
+    # figures), and 128 bits of it are plenty to notice a change.
     return hashlib.sha256(data).hexdigest()[:32]
 
 

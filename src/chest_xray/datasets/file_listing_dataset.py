@@ -2,8 +2,9 @@
 
 An incremental run needs to know which files exist and whether they changed
 since the last run, without reading them. ``partitions.PartitionedDataset``
-lists a folder too, but builds one dataset object per file (0.3-0.5 s for 4,700
-files, more than the rest of a run that reuses everything) and exposes no size
+lists a folder too, but builds one dataset object per file (on a dataset of
+thousands of images, more time than the rest of a run that reuses everything:
+docs/benchmarks.md#design-figures) and exposes no size
 or modification time; kedro-datasets has nothing that lists a folder alone.
 Partition ids follow ``PartitionedDataset``'s rules (path below the folder,
 ``filename_suffix`` stripped), so both views of one folder share their keys.

@@ -4,8 +4,8 @@ The write-up used Keras' legacy ``ImageDataGenerator``, which draws a rotation,
 shift, shear, zoom and flip per image, composes them into one matrix and
 resamples the image once. Chaining Keras' stock ``RandomRotation``,
 ``RandomTranslation``, ``RandomShear`` and ``RandomZoom`` layers instead
-resamples every image four times: four times the work (the input pipeline was
-1.7x the legacy generator that way, 5x with one warp; docs/benchmarks.md) and
+resamples every image four times: four times the work (docs/benchmarks.md,
+2a) and
 four rounds of bilinear blur. ``RandomAffine`` composes the same draws into one
 matrix and warps once with ``keras.ops.image.affine_transform``, so it stays
 backend-neutral (TensorFlow, JAX, PyTorch) like the rest of the model.

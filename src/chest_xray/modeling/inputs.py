@@ -1,8 +1,8 @@
 """Getting PNG partitions into Keras as compact uint8 arrays.
 
-The whole 300x300 training split is 4,232 images: 381 MB as uint8 but 1.5 GB
-as float32 (and 3 GB as float64), so images stay uint8 until a batch is on
-its way to the model, which rescales them itself.
+A float32 copy of the training split is four times the uint8 one (at 300x300,
+gigabytes: docs/benchmarks.md#design-figures), so images stay uint8 until a
+batch is on its way to the model, which rescales them itself.
 """
 
 from __future__ import annotations
