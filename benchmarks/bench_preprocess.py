@@ -150,15 +150,14 @@ def rms_differences(project_dir: Path, loop_dir: Path, files: list[Path]) -> lis
 def child_run(source: Path, workdir: Path) -> dict[str, float]:
     """One repetition of the project's path, in a fresh process as a ``kedro run`` would be.
 
-    TensorFlow and Kedro are imported first (as ``kedro run`` has them loaded).
+    Kedro is imported first (as ``kedro run`` has it loaded; a data_processing run no
+    longer imports TensorFlow).
     Then: a first run into an empty folder, a second run on the unchanged
     inputs, and a 1-worker first run.
     """
     import kedro.framework.cli  # noqa: F401  loaded under `kedro run`
     import pandas as pd
     from kedro.io import DataCatalog  # noqa: F401  imported by kedro before any node runs
-
-    import chest_xray.pipelines.training.nodes  # noqa: F401  TensorFlow, as in `kedro run`
 
     files = sorted(source.glob("*.jp*g"))
     index = pd.DataFrame(
