@@ -28,7 +28,7 @@ def load_sample(root: Path, n: int, size: tuple[int, int], png_dir: Path) -> Sam
     """The first ``n`` labelled train images (by name), preprocessed by the project's code."""
     from PIL import Image
 
-    from chest_xray.data.imaging import preprocess
+    from chest_xray.data.imaging import OutputSettings, preprocess
 
     folder = kaggle_images(root, "train")
     labels_by_name = {}
@@ -42,7 +42,7 @@ def load_sample(root: Path, n: int, size: tuple[int, int], png_dir: Path) -> Sam
     images = np.empty((n, *size, 1), dtype=np.uint8)
     labels = np.empty(n, dtype=np.float32)
     for row, file in enumerate(files):
-        png = preprocess(file.read_bytes(), file.name, size=size).png
+        png = preprocess(file.read_bytes(), file.name, OutputSettings(size)).png
         label = "NORMAL" if labels_by_name[file.name] == "Normal" else "PNEUMONIA"
         target = png_dir / label / f"{file.stem}.png"
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -74,19 +74,18 @@ def catalog(root: Path, workdir: Path) -> Any:
     names = (
         "raw_metadata",
         "raw_images",
-        "raw_image_files",
         "processed_images",
         "preprocessing_log",
         "preprocessing_log_previous",
-        "processed_images_existing",
+        "processed_images_previous",
     )
     config = {name: copy.deepcopy(entries[name]) for name in names}
     raw = root / "Coronahack-Chest-XRay-Dataset" / "Coronahack-Chest-XRay-Dataset"
     images, log = str(workdir / "images"), str(workdir / "preprocessing_log.csv")
     config["raw_metadata"]["filepath"] = str(root / "Chest_xray_Corona_Metadata.csv")
-    config["raw_images"]["path"] = config["raw_image_files"]["path"] = str(raw)
+    config["raw_images"]["path"] = str(raw)
     config["processed_images"]["path"] = images
-    config["processed_images_existing"]["path"] = images
+    config["processed_images_previous"]["path"] = images
     config["preprocessing_log"]["filepath"] = log
     config["preprocessing_log_previous"]["dataset"]["filepath"] = log
     return DataCatalog.from_config(config)
@@ -111,8 +110,7 @@ def prepare(root: Path, workdir: Path) -> dict[str, Any]:
         index,
         PreprocessingParams(),
         data.load("preprocessing_log_previous"),
-        data.load("processed_images_existing"),
-        data.load("raw_image_files"),
+        data.load("processed_images_previous"),
     )
     data.save("processed_images", pngs)
     data.save("preprocessing_log", log)

@@ -81,11 +81,10 @@ def catalog_entries() -> dict[str, dict[str, Any]]:
     entries = _catalog_yaml()
     names = (
         "raw_images",
-        "raw_image_files",
         "processed_images",
         "preprocessing_log",
         "preprocessing_log_previous",
-        "processed_images_existing",
+        "processed_images_previous",
     )
     missing = [name for name in names if name not in entries]
     if missing:
@@ -99,9 +98,9 @@ def make_catalog(source: Path, out_dir: Path) -> Any:
 
     entries = catalog_entries()
     images, log = str(out_dir / "images"), str(out_dir / "preprocessing_log.csv")
-    entries["raw_images"]["path"] = entries["raw_image_files"]["path"] = str(source)
+    entries["raw_images"]["path"] = str(source)
     entries["processed_images"]["path"] = images
-    entries["processed_images_existing"]["path"] = images
+    entries["processed_images_previous"]["path"] = images
     entries["preprocessing_log"]["filepath"] = log
     entries["preprocessing_log_previous"]["dataset"]["filepath"] = log
     return DataCatalog.from_config(entries)
@@ -120,8 +119,7 @@ def project_run(source: Path, out_dir: Path, index: Any, **overrides: Any) -> di
         index,
         params,
         catalog.load("preprocessing_log_previous"),
-        catalog.load("processed_images_existing"),
-        catalog.load("raw_image_files"),
+        catalog.load("processed_images_previous"),
     )
     catalog.save("processed_images", pngs)
     catalog.save("preprocessing_log", log)

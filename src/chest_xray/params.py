@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
+from chest_xray.data.imaging import OutputSettings, ResizeMode
+
 # Shared with the code that takes these values outside the parameters
 # (modeling.augmentation.RandomAffine, modeling.trainer, benchmarks/bench_memory.py): one
 # list each.
@@ -46,7 +48,7 @@ class PreprocessingParams(_Params):
     image_size: tuple[PositiveInt, PositiveInt] = (300, 300)  # (height, width)
     # ``stretch`` ignores the aspect ratio, as the write-up did; ``pad`` letterboxes
     # with black so anatomy keeps its proportions.
-    resize_mode: Literal["stretch", "pad"] = "stretch"
+    resize_mode: ResizeMode = "stretch"
     # Let libjpeg decode at a reduced scale (>= 2x the target) before the
     # antialiased resize: much faster on large JPEGs, a fraction of a grey level
     # from a full decode (docs/benchmarks.md#design-figures).
@@ -56,6 +58,13 @@ class PreprocessingParams(_Params):
     # Reuse the PNG of an image whose source bytes and settings are unchanged
     # since the last run (per preprocessing_log) instead of decoding it again.
     incremental: bool = True
+
+    @property
+    def output_settings(self) -> OutputSettings:
+        """The four settings that decide a PNG's bytes, as one value for the data stage."""
+        return OutputSettings(
+            self.image_size, self.resize_mode, self.jpeg_draft, self.png_compress_level
+        )
 
 
 class SplitParams(_Params):

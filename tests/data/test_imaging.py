@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chest_xray.data.imaging import UnreadableImageError, decode, preprocess, to_grey
+from chest_xray.data.imaging import (
+    OutputSettings,
+    UnreadableImageError,
+    decode,
+    preprocess,
+    to_grey,
+)
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -96,7 +102,7 @@ def test_decompression_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_preprocess_stretches_to_size_as_grey_png() -> None:
     rgb = Image.fromarray(np.stack([gradient(80, 40)] * 3, axis=-1))
-    result = preprocess(encode(rgb, "JPEG", quality=95), "a.jpeg", size=(30, 20))
+    result = preprocess(encode(rgb, "JPEG", quality=95), "a.jpeg", OutputSettings((30, 20)))
     pixels = png_pixels(result.png)
     assert pixels.shape == (30, 20)
     assert (result.original_mode, result.original_width, result.original_height) == ("RGB", 80, 40)
@@ -106,7 +112,7 @@ def test_preprocess_stretches_to_size_as_grey_png() -> None:
 def test_pad_mode_keeps_aspect_with_black_bars() -> None:
     white = Image.new("L", (80, 40), 255)
     pixels = png_pixels(
-        preprocess(encode(white, "PNG"), "w.png", size=(40, 40), resize_mode="pad").png
+        preprocess(encode(white, "PNG"), "w.png", OutputSettings((40, 40), resize_mode="pad")).png
     )
     assert pixels[:5].max() == 0 and pixels[-5:].max() == 0  # letterbox
     assert pixels[15:25].min() > 240
@@ -116,7 +122,7 @@ def test_draft_decoding_stays_close_to_a_full_decode() -> None:
     rng = np.random.default_rng(0)
     smooth = np.kron(rng.integers(0, 256, (12, 16)), np.ones((100, 100))).astype(np.uint8)
     data = encode(Image.fromarray(smooth), "JPEG", quality=95)
-    fast = png_pixels(preprocess(data, "a.jpeg", size=(60, 80), jpeg_draft=True).png)
-    full = png_pixels(preprocess(data, "a.jpeg", size=(60, 80), jpeg_draft=False).png)
+    fast = png_pixels(preprocess(data, "a.jpeg", OutputSettings((60, 80), jpeg_draft=True)).png)
+    full = png_pixels(preprocess(data, "a.jpeg", OutputSettings((60, 80), jpeg_draft=False)).png)
     rms = np.sqrt(((fast.astype(float) - full) ** 2).mean())
     assert rms < 2.0

@@ -1,15 +1,15 @@
-"""Preprocessing many images: order, fingerprints and incremental re-runs.
+"""Preprocessing many images: order, fingerprints and incremental re-runs that trust no
+PNG the log cannot vouch for.
 
-The node is called as Kedro calls it (loaders in, PNG bytes and a log out);
-the last test runs the real pipeline twice to check the catalog wiring
-(``overwrite: false``, the read-only ``*_previous`` / ``*_existing`` entries).
+The node is called as Kedro calls it (listings in, PNG bytes and a log out);
+the last tests run the real pipeline to check the catalog wiring
+(``overwrite: false``, the read-only ``*_previous`` entries).
 """
 
 from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,10 @@ from kedro.io import DatasetError
 from PIL import Image
 
 from chest_xray.data import preprocessing
-from chest_xray.data.preprocessing import LOG_COLUMNS, preprocess_all, settings_key
-from chest_xray.datasets.image_file_dataset import ImageFileDataset
-from chest_xray.datasets.optional_dataset import OptionalDataset
+from chest_xray.data.imaging import OutputSettings
+from chest_xray.data.preprocessing import LOG_COLUMNS, LOG_TEXT_COLUMNS, preprocess_all
+from chest_xray.datasets import FileListingDataset, ImageFileDataset, OptionalDataset
+from chest_xray.datasets.file_listing_dataset import FileListing
 from chest_xray.params import PreprocessingParams
 from chest_xray.pipelines.data_processing.nodes import preprocess_images
 from chest_xray.tools.demo_data import DemoDatasetFacts
@@ -40,8 +41,8 @@ def jpeg(seed: int, size: tuple[int, int] = (80, 60)) -> bytes:
 
 
 class Source:
-    """A raw_images stand-in: partition -> bytes, loadable like a PartitionedDataset,
-    listed like a FileListingDataset (a write or a touch changes the file's stamp)."""
+    """A raw_images stand-in, loaded like a FileListingDataset: partition -> bytes, with a
+    size-and-time table (a write or a touch changes the file's stamp)."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = dict(files)
@@ -55,22 +56,46 @@ class Source:
     def touch(self, name: str) -> None:
         self.modified[name] = self.modified.get(name, 1000.0) + 1.0
 
-    def loaders(self) -> dict[str, Callable[[], bytes]]:
+    def listing(self) -> FileListing:
         def load(name: str) -> bytes:
             self.reads.append(name)
             return self.files[name]
 
-        return {name: (lambda name=name: load(name)) for name in self.files}
+        loaders = {name: (lambda name=name: load(name)) for name in self.files}
+        return FileListing(table(self.files, self.modified), loaders)
 
-    def listing(self) -> pd.DataFrame:
-        names = sorted(self.files)
-        return pd.DataFrame(
-            {
-                "partition": names,
-                "size": [len(self.files[n]) for n in names],
-                "modified": [repr(self.modified[n]) for n in names],
-            }
-        )
+
+class Disk:
+    """The PNG folder as the catalog leaves it: what each run saved, with a stamp per file."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.modified: dict[str, float] = {}
+        self.reads: list[str] = []
+
+    def save(self, pngs: dict[str, bytes]) -> None:
+        for key, png in pngs.items():
+            self.files[key] = png
+            self.modified[key] = self.modified.get(key, 5000.0) + 1.0
+
+    def listing(self) -> FileListing:
+        def load(key: str) -> bytes:
+            self.reads.append(key)
+            return self.files[key]
+
+        loaders = {key: (lambda key=key: load(key)) for key in self.files}
+        return FileListing(table(self.files, self.modified), loaders)
+
+
+def table(files: dict[str, bytes], modified: dict[str, float]) -> pd.DataFrame:
+    names = sorted(files)
+    return pd.DataFrame(
+        {
+            "partition": names,
+            "size": [len(files[n]) for n in names],
+            "modified": [repr(modified[n]) for n in names],
+        }
+    )
 
 
 @pytest.fixture
@@ -94,18 +119,28 @@ def params(**overrides: object) -> PreprocessingParams:
     return PreprocessingParams(image_size=SIZE, workers=1, **overrides)
 
 
-def run(
-    source: Source,
-    settings: PreprocessingParams,
-    previous: tuple[dict[str, bytes], pd.DataFrame] | None = None,
-) -> tuple[dict[str, bytes], pd.DataFrame]:
-    """One node run; ``previous`` is what the last run left on disk (PNGs, log)."""
-    pngs, log = previous if previous else ({}, None)
-    existing = pd.DataFrame({"partition": sorted(pngs), "size": 1, "modified": ""})
-    source.reads.clear()
-    return preprocess_images(
-        source.loaders(), index_of(source), settings, log, existing, source.listing()
-    )
+class Project:
+    """One project's data: the raw source, the PNG folder and the last saved log."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.disk = Disk()
+        self.log: pd.DataFrame | None = None
+
+    def run(
+        self, settings: PreprocessingParams, *, save_log: bool = True
+    ) -> tuple[dict[str, bytes], pd.DataFrame]:
+        """One node run, its outputs saved as the catalog would (the log only if ``save_log``:
+        False is a run killed between its PNGs and its log)."""
+        self.source.reads.clear()
+        self.disk.reads.clear()
+        pngs, log = preprocess_images(
+            self.source.listing(), index_of(self.source), settings, self.log, self.disk.listing()
+        )
+        self.disk.save(pngs)
+        if save_log:
+            self.log = roundtrip(log)
+        return pngs, log
 
 
 def roundtrip(log: pd.DataFrame) -> pd.DataFrame:
@@ -113,12 +148,12 @@ def roundtrip(log: pd.DataFrame) -> pd.DataFrame:
     buffer = io.StringIO()
     log.to_csv(buffer, index=False)
     buffer.seek(0)
-    text = {"source_sha256": str, "source_stamp": str, "settings": str}
-    return pd.read_csv(buffer, keep_default_na=False, dtype=text)
+    return pd.read_csv(buffer, keep_default_na=False, dtype=dict.fromkeys(LOG_TEXT_COLUMNS, str))
 
 
-def on_disk(first: tuple[dict[str, bytes], pd.DataFrame]) -> tuple[dict[str, bytes], pd.DataFrame]:
-    return first[0], roundtrip(first[1])
+@pytest.fixture
+def project(source: Source) -> Project:
+    return Project(source)
 
 
 def forbid_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,71 +163,68 @@ def forbid_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(preprocessing, "preprocess", fail)
 
 
-def test_first_run_processes_everything_and_records_fingerprints(source: Source) -> None:
-    pngs, log = run(source, params())
+def test_first_run_processes_everything_and_records_fingerprints(project: Project) -> None:
+    pngs, log = project.run(params())
     assert list(log.columns) == LOG_COLUMNS
     assert sorted(pngs) == [f"train/{i}" for i in range(6)]
-    assert log.set_index("image_id").loc["train/broken", "status"] == "skipped"
-    assert log["settings"].eq(settings_key(SIZE, "stretch", True, 1)).all()
+    rows = log.set_index("image_id")
+    assert rows.loc["train/broken", "status"] == "skipped"
+    assert log["settings"].eq(OutputSettings(SIZE).key).all()
     assert log["source_sha256"].str.fullmatch("[0-9a-f]{32}").all()
-    assert log.set_index("image_id").loc["train/0", "source_stamp"] == (
-        f"{len(source.files['train/0.jpeg'])}:1000.0"
+    assert (
+        rows.loc["train/0", "source_stamp"] == f"{len(project.source.files['train/0.jpeg'])}:1000.0"
     )
+    ok = rows[rows["status"] == "ok"]
+    assert (ok["output_sha256"] == [preprocessing.digest(pngs[key]) for key in ok.index]).all()
+    assert (ok["output_stamp"] == "").all()  # known once the catalog has written the PNG
 
 
-def test_second_run_on_unchanged_inputs_reuses_everything(
-    source: Source, monkeypatch: pytest.MonkeyPatch
+def test_reruns_on_unchanged_inputs_reuse_everything_and_soon_read_nothing(
+    project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = on_disk(run(source, params()))
+    _, first = project.run(params())
     forbid_decoding(monkeypatch)
-    pngs, log = run(source, params(), first)
+    pngs, log = project.run(params())
     assert pngs == {}  # nothing to save: the PNGs on disk stay
-    assert source.reads == []  # same size and time: no file was even read
-    pd.testing.assert_frame_equal(roundtrip(log), first[1])
+    assert project.source.reads == []  # same size and time: no source file was even read
+    assert sorted(project.disk.reads) == [f"train/{i}" for i in range(6)]  # each PNG checked once
+    # Only the PNGs' stamps were added to the log.
+    changed = roundtrip(log).compare(roundtrip(first))
+    assert set(changed.columns.get_level_values(0)) == {"output_stamp"}
+    project.run(params())
+    assert project.source.reads == project.disk.reads == []
 
 
 def test_a_touched_but_unchanged_file_is_read_not_decoded(
-    source: Source, monkeypatch: pytest.MonkeyPatch
+    project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = on_disk(run(source, params()))
-    source.touch("train/3.jpeg")
+    project.run(params())
+    project.source.touch("train/3.jpeg")
     forbid_decoding(monkeypatch)
-    pngs, log = run(source, params(), first)
+    pngs, log = project.run(params())
     assert pngs == {}
-    assert source.reads == ["train/3.jpeg"]  # its stamp changed: hashed, same bytes
+    assert project.source.reads == ["train/3.jpeg"]  # its stamp changed: hashed, same bytes
     stamps = log.set_index("image_id")["source_stamp"]
     assert stamps["train/3"].endswith(":1001.0")  # the new stamp is remembered...
-    run(source, params(), on_disk((first[0], log)))
-    assert source.reads == []  # ...so the next run reads nothing
+    project.run(params())
+    assert project.source.reads == []  # ...so the next run reads nothing
 
 
-def test_without_a_listing_every_file_is_read_and_hashed(
-    source: Source, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    first = on_disk(run(source, params()))
-    forbid_decoding(monkeypatch)
-    existing = pd.DataFrame({"partition": sorted(first[0])})
-    source.reads.clear()
-    pngs, _ = preprocess_images(source.loaders(), index_of(source), params(), first[1], existing)
-    assert pngs == {}
-    assert sorted(source.reads) == sorted(source.files)
-
-
-def test_a_changed_source_byte_reprocesses_that_image_only(source: Source) -> None:
-    first = on_disk(run(source, params()))
-    data = bytearray(source.files["train/3.jpeg"])
+def test_a_changed_source_byte_reprocesses_that_image_only(project: Project) -> None:
+    _, first = project.run(params())
+    data = bytearray(project.source.files["train/3.jpeg"])
     data[-3] ^= 0xFF  # inside the entropy-coded data, before the EOI marker
-    source.write("train/3.jpeg", bytes(data))
-    pngs, log = run(source, params(), first)
+    project.source.write("train/3.jpeg", bytes(data))
+    pngs, log = project.run(params())
     assert sorted(pngs) == ["train/3"]
-    before = dict(zip(first[1]["image_id"], first[1]["source_sha256"], strict=True))
+    before = dict(zip(first["image_id"], first["source_sha256"], strict=True))
     after = dict(zip(log["image_id"], log["source_sha256"], strict=True))
     assert [key for key in after if after[key] != before[key]] == ["train/3"]
 
 
-def test_a_changed_image_size_reprocesses_everything(source: Source) -> None:
-    first = on_disk(run(source, params()))
-    pngs, log = run(source, PreprocessingParams(image_size=(20, 20), workers=1), first)
+def test_a_changed_image_size_reprocesses_everything(project: Project) -> None:
+    project.run(params())
+    pngs, log = project.run(PreprocessingParams(image_size=(20, 20), workers=1))
     assert len(pngs) == 6
     for png in pngs.values():
         with Image.open(io.BytesIO(png)) as image:
@@ -200,61 +232,91 @@ def test_a_changed_image_size_reprocesses_everything(source: Source) -> None:
     assert log["settings"].str.contains("20x20").all()
 
 
-def test_a_missing_png_is_regenerated(source: Source) -> None:
-    pngs, log = on_disk(run(source, params()))
-    del pngs["train/2"]
-    again, _ = run(source, params(), (pngs, log))
-    assert sorted(again) == ["train/2"]
+def test_pngs_of_a_run_killed_before_its_log_are_not_trusted(
+    project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Settings B write their PNGs, the run dies before the log; back to settings A, the
+    log's rows still match A, but the PNGs on disk are B's: every one is made again."""
+    project.run(params())
+    project.run(PreprocessingParams(image_size=(20, 20), workers=1), save_log=False)
+    pngs, log = project.run(params())
+    assert sorted(pngs) == [f"train/{i}" for i in range(6)]
+    for png in project.disk.files.values():
+        with Image.open(io.BytesIO(png)) as image:
+            assert image.size == (SIZE[1], SIZE[0])
+    assert "Made 6 PNG(s) again" in caplog.text
+    assert log["settings"].eq(OutputSettings(SIZE).key).all()
 
 
-def test_new_images_are_processed_and_old_ones_reused(source: Source) -> None:
-    first = on_disk(run(source, params()))
-    source.write("train/new.jpeg", jpeg(99))
-    pngs, log = run(source, params(), first)
+def test_a_damaged_png_is_made_again(project: Project) -> None:
+    project.run(params())
+    project.run(params())  # the PNGs' stamps are now recorded
+    project.disk.save({"train/4": b"\x89PNG truncated"})
+    pngs, _ = project.run(params())
+    assert sorted(pngs) == ["train/4"]
+    assert project.disk.reads == ["train/4"]  # only the PNG whose stamp changed is read
+
+
+def test_a_missing_png_is_regenerated(project: Project) -> None:
+    project.run(params())
+    del project.disk.files["train/2"]
+    pngs, _ = project.run(params())
+    assert sorted(pngs) == ["train/2"]
+
+
+def test_new_images_are_processed_and_old_ones_reused(project: Project) -> None:
+    project.run(params())
+    project.source.write("train/new.jpeg", jpeg(99))
+    pngs, log = project.run(params())
     assert sorted(pngs) == ["train/new"]
     assert len(log) == 8
 
 
-def test_incremental_false_reprocesses_everything(source: Source) -> None:
-    first = on_disk(run(source, params()))
-    pngs, _ = run(source, params(incremental=False), first)
+def test_incremental_false_reprocesses_everything(project: Project) -> None:
+    project.run(params())
+    pngs, _ = project.run(params(incremental=False))
     assert len(pngs) == 6
 
 
-def test_a_log_without_fingerprints_reuses_nothing(source: Source) -> None:
-    pngs, log = on_disk(run(source, params()))
-    old = log.drop(columns=["source_sha256", "source_stamp", "settings"])
-    again, _ = run(source, params(), (pngs, old))
-    assert len(again) == 6
+def test_a_log_without_fingerprints_reuses_nothing(project: Project) -> None:
+    project.run(params())
+    assert project.log is not None
+    project.log = project.log.drop(columns=["output_sha256", "output_stamp"])
+    pngs, _ = project.run(params())
+    assert len(pngs) == 6
 
 
 def test_an_undecodable_file_is_not_retried_while_unchanged(
-    source: Source, monkeypatch: pytest.MonkeyPatch
+    project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = on_disk(run(source, params()))
+    _, first = project.run(params())
     forbid_decoding(monkeypatch)
-    _, log = run(source, params(), first)
+    _, log = project.run(params())
     row = log.set_index("image_id").loc["train/broken"]
     assert row["status"] == "skipped"
-    assert row["reason"] == first[1].set_index("image_id").loc["train/broken", "reason"]
+    assert row["reason"] == first.set_index("image_id").loc["train/broken", "reason"]
+
+
+def test_a_dangling_symbolic_link_is_skipped_naming_its_target(tmp_path: Path) -> None:
+    folder = tmp_path / "raw"
+    (folder / "train").mkdir(parents=True)
+    (folder / "train/0.jpeg").write_bytes(jpeg(0))
+    (folder / "train/gone.jpeg").symlink_to(tmp_path / "elsewhere/gone.jpeg")
+    listing = FileListingDataset(path=str(folder)).load()
+    index = pd.DataFrame({"image_id": ["train/0", "train/gone"], "raw_partition": sorted(listing)})
+    pngs, log = preprocess_images(listing, index, params(), None, FileListing(table({}, {}), {}))
+    assert sorted(pngs) == ["train/0"]
+    row = log.set_index("image_id").loc["train/gone"]
+    assert row["status"] == "skipped"
+    assert "symbolic link" in row["reason"]
+    assert str(tmp_path / "elsewhere/gone.jpeg") in row["reason"]
 
 
 def all_outcomes(
     source: Source, jobs: list[tuple[str, str]], **options: Any
 ) -> list[preprocessing.Outcome]:
     """preprocess_all over ``source`` on 2 worker threads, with the test's fixed settings."""
-    return list(
-        preprocess_all(
-            source.loaders(),
-            jobs,
-            size=SIZE,
-            resize_mode="stretch",
-            jpeg_draft=True,
-            png_compress_level=1,
-            workers=2,
-            **options,
-        )
-    )
+    return list(preprocess_all(source.listing(), jobs, OutputSettings(SIZE), workers=2, **options))
 
 
 def test_outcomes_keep_job_order_across_workers_and_reuse(source: Source) -> None:
@@ -325,6 +387,10 @@ def test_a_broken_existing_file_still_fails(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the real pipeline
 
 
+def png_times(images: Path) -> dict[Path, int]:
+    return {png: png.stat().st_mtime_ns for png in images.rglob("*.png")}
+
+
 @pytest.mark.slow
 def test_pipeline_rerun_rewrites_nothing_and_restores_a_deleted_png(
     run_kedro: RunKedro, kedro_project: Path, demo_dataset: DemoDatasetFacts
@@ -333,30 +399,61 @@ def test_pipeline_rerun_rewrites_nothing_and_restores_a_deleted_png(
     images = kedro_project / "data/03_primary/images"
     log_file = kedro_project / "data/03_primary/preprocessing_log.csv"
     run_kedro(pipeline_names=["data_processing"], runtime_params=params)
-    first = {png: png.stat().st_mtime_ns for png in images.rglob("*.png")}
-    first_log = log_file.read_bytes()
+    first = png_times(images)
     assert first
 
+    # The first rerun checks each PNG's digest once and records its stamp...
     run_kedro(pipeline_names=["data_processing"], runtime_params=params)
-    assert {png: png.stat().st_mtime_ns for png in images.rglob("*.png")} == first
-    assert log_file.read_bytes() == first_log
+    assert png_times(images) == first
+    checked = log_file.read_bytes()
+    log = pd.read_csv(log_file, keep_default_na=False, dtype=str)
+    assert (log.loc[log["status"] == "ok", "output_stamp"] != "").all()
+    # ...so the next one changes nothing at all.
+    run_kedro(pipeline_names=["data_processing"], runtime_params=params)
+    assert png_times(images) == first
+    assert log_file.read_bytes() == checked
 
     gone = sorted(first)[0]
     gone.unlink()
     run_kedro(pipeline_names=["data_processing"], runtime_params=params)
-    after = {png: png.stat().st_mtime_ns for png in images.rglob("*.png")}
+    after = png_times(images)
     assert set(after) == set(first)
     assert {png for png in after if after[png] != first.get(png)} == {gone}
-    assert log_file.read_bytes() == first_log
+
+    run_kedro(pipeline_names=["data_processing"], runtime_params=params)  # the new PNG checked
 
     # A raw file touched but unchanged: hashed again, not decoded; its new stamp is logged.
+    before = pd.read_csv(log_file, keep_default_na=False, dtype=str)
     raw = next(demo_dataset.root.rglob("*.jpeg"))
     stat = raw.stat()
     os.utime(raw, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    run_kedro(pipeline_names=["data_processing"], runtime_params=params)
-    assert {png: png.stat().st_mtime_ns for png in images.rglob("*.png")} == after
-    before = pd.read_csv(io.BytesIO(first_log), keep_default_na=False, dtype=str)
+    try:
+        run_kedro(pipeline_names=["data_processing"], runtime_params=params)
+    finally:
+        os.utime(raw, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the dataset is shared
+    assert png_times(images) == after
     now = pd.read_csv(log_file, keep_default_na=False, dtype=str)
     changed = now.compare(before)
     assert list(changed.columns.get_level_values(0).unique()) == ["source_stamp"]
     assert len(changed) == 1
+
+
+@pytest.mark.slow
+def test_pipeline_after_a_run_killed_between_pngs_and_log_rebuilds_them(
+    run_kedro: RunKedro, kedro_project: Path, demo_dataset: DemoDatasetFacts
+) -> None:
+    """The issue's case: other settings write their PNGs, the run dies before the log, the
+    old settings come back. Before, the rerun said "reused" and kept 48x48 PNGs among
+    64x64 ones; now every PNG is the old settings' again."""
+    params = {"raw_root": str(demo_dataset.root), "preprocessing.workers": 1}
+    images = kedro_project / "data/03_primary/images"
+    log_file = kedro_project / "data/03_primary/preprocessing_log.csv"
+    run_kedro(pipeline_names=["data_processing"], runtime_params=params)
+    good_log = log_file.read_bytes()
+    good_pngs = {png: png.read_bytes() for png in images.rglob("*.png")}
+    other = {"preprocessing.resize_mode": "pad", "preprocessing.jpeg_draft": False}
+    run_kedro(pipeline_names=["data_processing"], runtime_params={**params, **other})
+    assert {png: png.read_bytes() for png in images.rglob("*.png")} != good_pngs
+    log_file.write_bytes(good_log)  # as if killed after the PNGs, before the log
+    run_kedro(pipeline_names=["data_processing"], runtime_params=params)
+    assert {png: png.read_bytes() for png in images.rglob("*.png")} == good_pngs

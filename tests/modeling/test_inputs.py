@@ -120,3 +120,14 @@ def test_label_indices_follow_the_class_order_and_refuse_strangers() -> None:
     assert label_indices(rows, ("NORMAL", "PNEUMONIA")).tolist() == [1, 0, 1]
     with pytest.raises(ValueError, match="COVID"):
         label_indices(pd.DataFrame({"label": ["COVID"]}), ("NORMAL", "PNEUMONIA"))
+
+
+def test_a_damaged_png_is_named_with_the_fix() -> None:
+    damaged = _png(np.zeros((6, 8), dtype=np.uint8))[:40]
+    with pytest.raises(ValueError, match=r"'train/x'.*train/x\.png.*data_processing"):
+        decode_grey_png(damaged, key="train/x")
+    with pytest.raises(ValueError, match="'test/z'"):
+        load_image_array(
+            _loaders({"test/y": np.zeros((4, 4), dtype=np.uint8)}) | {"test/z": lambda: b"junk"},
+            ["test/y", "test/z"],
+        )

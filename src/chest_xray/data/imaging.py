@@ -35,6 +35,26 @@ class UnreadableImageError(ValueError):
 
 
 @dataclass(frozen=True)
+class OutputSettings:
+    """Everything that decides a preprocessed PNG's bytes, passed down as one value."""
+
+    size: tuple[int, int]  # (height, width)
+    resize_mode: ResizeMode = "stretch"
+    jpeg_draft: bool = True
+    png_compress_level: int = 1
+
+    @property
+    def key(self) -> str:
+        """The settings as one readable string, recorded with every image in the log."""
+        height, width = self.size
+        draft = "draft" if self.jpeg_draft else "full"
+        return (
+            f"v{OUTPUT_VERSION} {height}x{width} {self.resize_mode} {draft} "
+            f"zlib{self.png_compress_level}"
+        )
+
+
+@dataclass(frozen=True)
 class PreprocessedImage:
     """A PNG plus what the original looked like (for the preprocessing log)."""
 
@@ -112,23 +132,15 @@ def decode(
     return ImageOps.exif_transpose(image) or image, *original
 
 
-def preprocess(
-    data: bytes,
-    name: str,
-    *,
-    size: tuple[int, int],
-    resize_mode: ResizeMode = "stretch",
-    jpeg_draft: bool = True,
-    png_compress_level: int = 1,
-) -> PreprocessedImage:
+def preprocess(data: bytes, name: str, settings: OutputSettings) -> PreprocessedImage:
     """Encoded image -> grey, resized PNG: the whole per-image preprocessing step."""
-    # Decode at >= twice the target (measured: < 0.5 grey level RMS from a full
-    # decode on average); square, since EXIF rotation may swap the axes later.
-    side = 2 * max(size)
+    # Decode at >= twice the target (a fraction of a grey level from a full decode,
+    # docs/benchmarks.md#design-figures); square, since EXIF rotation may swap the axes.
+    side = 2 * max(settings.size)
     image, original_mode, (original_width, original_height) = decode(
-        data, name, draft_size=(side, side) if jpeg_draft else None
+        data, name, draft_size=(side, side) if settings.jpeg_draft else None
     )
-    grey = resize(to_grey(image), size, resize_mode)
+    grey = resize(to_grey(image), settings.size, settings.resize_mode)
     buffer = io.BytesIO()
-    grey.save(buffer, format="PNG", compress_level=png_compress_level)
+    grey.save(buffer, format="PNG", compress_level=settings.png_compress_level)
     return PreprocessedImage(buffer.getvalue(), original_mode, original_width, original_height)

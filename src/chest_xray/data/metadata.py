@@ -7,6 +7,7 @@ any expensive work.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
 
@@ -78,7 +79,7 @@ def normalise_metadata(metadata: pd.DataFrame, label_map: Mapping[str, str]) -> 
         )
     tidy = pd.DataFrame(
         {
-            "file_name": clean_text(metadata["X_ray_image_name"]),
+            "file_name": clean_text(metadata["X_ray_image_name"]).map(nfc),
             "split": clean_text(metadata["Dataset_type"]).str.upper(),
             "raw_label": clean_text(metadata["Label"]),
             "label_1": clean_text(metadata["Label_1_Virus_category"]),
@@ -91,6 +92,11 @@ def normalise_metadata(metadata: pd.DataFrame, label_map: Mapping[str, str]) -> 
     tidy["label"] = tidy["raw_label"].map(label_map)
     tidy["split"] = tidy["split"].map(SPLIT_FOLDERS)
     return tidy.drop(columns="raw_label").reset_index(drop=True)
+
+
+def nfc(name: str) -> str:
+    """``name`` in Unicode NFC: "é" as one code point, however the file system stored it."""
+    return unicodedata.normalize("NFC", name)
 
 
 def clean_text(column: pd.Series) -> pd.Series:
@@ -152,10 +158,12 @@ def join_files(tidy: pd.DataFrame, partitions: Iterable[str]) -> tuple[pd.DataFr
 
     Returns (index, dropped): the index has one row per image that has both a
     file and a row (``INDEX_COLUMNS``); ``dropped`` lists every file without a
-    row and every row without a file, with the reason.
+    row and every row without a file, with the reason. Names are compared in
+    Unicode NFC (macOS stores NFD on disk, a CSV usually holds NFC);
+    ``raw_partition`` keeps the name on disk, to read the file.
     """
     files = pd.DataFrame(
-        [(*parse_partition(p), p) for p in partitions],
+        [(*parse_partition(nfc(p)), p) for p in partitions],
         columns=["split", "file_name", "raw_partition"],
     )
     outside = files["split"].isna()

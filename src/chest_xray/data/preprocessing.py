@@ -1,15 +1,30 @@
-"""Run ``imaging.preprocess`` over many images on a thread pool.
+"""Preprocess many images on a thread pool, reusing only what the evidence vouches for.
 
 Decoding, resizing and PNG encoding happen in Pillow's C code, which releases
 the GIL, so threads (one per core by default) scale with the cores and cost
 nothing to start, where a process pool's start-up was a large share of a small
-job (docs/benchmarks.md#design-figures). The encoded bytes are read lazily by the calling thread,
-a few small chunks ahead of the workers, so memory stays flat however large
-the dataset. A file that does not decode is returned as a failure, not raised.
+job (docs/benchmarks.md#design-figures). The encoded bytes are read lazily by
+the calling thread, a few small chunks ahead of the workers, so memory stays
+flat however large the dataset. A file that does not decode is returned as a
+failure, not raised.
 
-Each worker first fingerprints a file's bytes (SHA-256, also outside the GIL,
-and some fifty times cheaper than decoding, resizing and encoding the image), so
-a caller can reuse the output of an unchanged image instead of computing it again.
+Incremental runs: a PNG from an earlier run is reused only when the evidence
+ties *that file's content* to the current source and settings. The log row of
+every image records the source's digest and the settings, and also the digest
+of the PNG it made (``output_sha256``). A later run trusts a PNG only if it
+still has those bytes: the first rerun hashes each PNG once and records its
+stamp (size and modification time), later reruns compare stamps and read
+nothing. Why this design rather than a record written before the PNGs or a
+folder per settings: Kedro saves a node's outputs one after the other, so a
+run killed between the PNGs and the log, or a PNG damaged or replaced later,
+must be caught by the next run whatever the order; the PNG's own digest is
+the one piece of evidence that cannot disagree with the file, and it costs
+one read per new PNG (docs/benchmarks.md, incremental runs). Like ``make``, a
+PNG rewritten with the same size and modification time is not noticed.
+
+Each worker first fingerprints a source file's bytes (SHA-256, also outside the
+GIL, and some fifty times cheaper than decoding, resizing and encoding the
+image), so an unchanged image is not computed again.
 """
 
 from __future__ import annotations
@@ -17,16 +32,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chest_xray.data.imaging import (
-    OUTPUT_VERSION,
+    OutputSettings,
     PreprocessedImage,
-    ResizeMode,
     UnreadableImageError,
     preprocess,
 )
@@ -35,20 +49,35 @@ from chest_xray.data.partitions import PartitionLoaders, resolve_workers
 if TYPE_CHECKING:
     import pandas as pd
 
+    from chest_xray.datasets.file_listing_dataset import FileListing
+
 logger = logging.getLogger(__name__)
 
-LOG_COLUMNS = [
-    "image_id",
-    "status",
-    "reason",
-    "original_mode",
-    "original_width",
-    "original_height",
-    # What the output was made from: an incremental run reuses an image's row
-    # (and PNG) only while both are unchanged. The stamp (size and modification
-    # time) lets it skip reading a file; the digest decides when the stamp changed.
+
+class LogRow(NamedTuple):
+    """One image's line in ``preprocessing_log``: what happened, and the evidence that ties
+    its PNG to its source file and the settings (what an incremental run checks)."""
+
+    image_id: str
+    status: str  # ok | skipped
+    reason: str  # why it was skipped ("" when ok)
+    original_mode: str
+    original_width: int
+    original_height: int
+    source_sha256: str  # the raw file's bytes ("" when it could not be read)
+    source_stamp: str  # the raw file's "size:modified" when it was last hashed
+    output_sha256: str  # the PNG's bytes, as this run made them ("" when skipped)
+    output_stamp: str  # the PNG's "size:modified" when its digest was last checked
+    settings: str  # OutputSettings.key
+
+
+LOG_COLUMNS = list(LogRow._fields)
+# Columns that hold digests, stamps or settings: text, even when one looks like a number.
+LOG_TEXT_COLUMNS = [
     "source_sha256",
     "source_stamp",
+    "output_sha256",
+    "output_stamp",
     "settings",
 ]
 
@@ -73,95 +102,235 @@ class Outcome:
     reused: bool = False
 
 
-def source_digest(data: bytes) -> str:
-    """Fingerprint of a file's encoded bytes: any changed byte changes it."""
+def digest(data: bytes) -> str:
+    """Fingerprint of a file's bytes (source or PNG): any changed byte changes it."""
     # SHA-256 over BLAKE2b: hardware-accelerated on current CPUs (docs/benchmarks.md#design-
     # figures), and 128 bits of it are plenty to notice a change.
     return hashlib.sha256(data).hexdigest()[:32]
 
 
 def file_stamps(listing: pd.DataFrame | None) -> dict[str, str]:
-    """Partition -> "size:modified" from a ``FileListingDataset`` table ({} without one)."""
+    """Partition -> "size:modified" from a ``FileListing`` table ({} without one)."""
     if listing is None or listing.empty:
         return {}
     stamps = listing["size"].astype(str) + ":" + listing["modified"].astype(str)
     return dict(zip(listing["partition"], stamps, strict=True))
 
 
-def settings_key(
-    size: tuple[int, int], resize_mode: ResizeMode, jpeg_draft: bool, png_compress_level: int
-) -> str:
-    """Everything that decides the output bytes, as one readable string for the log."""
-    height, width = size
-    draft = "draft" if jpeg_draft else "full"
-    return f"v{OUTPUT_VERSION} {height}x{width} {resize_mode} {draft} zlib{png_compress_level}"
+# ------------------------------------------------------------------- the reuse plan
 
 
-def reusable_rows(
-    previous_log: pd.DataFrame | None, existing_outputs: Collection[str], settings: str
-) -> dict[str, tuple]:
-    """Rows of the last run's log that still hold for ``settings``, by image_id.
+@dataclass
+class ReusePlan:
+    """Which images need their source read, and what the last run's log still vouches for.
 
-    An ``ok`` row holds only while its output (a key of ``existing_outputs``)
-    is still there, so a deleted PNG is made again; a ``skipped`` row (the file
-    did not decode) holds as it is. A log from before fingerprints were
-    recorded holds nothing. The caller still compares ``source_sha256`` with
-    the file's current bytes.
+    ``kept``: rows that hold as they are (source unchanged by its stamp, PNG
+    checked): nothing is read. ``jobs``: (image_id, raw partition) to read;
+    ``candidates`` holds, for some of them, the row to keep if the source's
+    digest is unchanged. ``stale_pngs``: images whose PNG no longer has the
+    bytes the log recorded (another run's settings, damage): made again.
+    """
+
+    kept: dict[str, LogRow] = field(default_factory=dict)
+    jobs: list[tuple[str, str]] = field(default_factory=list)
+    candidates: dict[str, LogRow] = field(default_factory=dict)
+    stale_pngs: list[str] = field(default_factory=list)
+    checked_pngs: int = 0
+
+
+def previous_rows(previous_log: pd.DataFrame | None, settings: OutputSettings) -> dict[str, LogRow]:
+    """Rows of the last run's log made with ``settings`` and fingerprinted, by image_id.
+
+    A log written before these columns existed vouches for nothing.
     """
     if previous_log is None or not set(LOG_COLUMNS) <= set(previous_log.columns):
         return {}
     log = previous_log[LOG_COLUMNS]
-    digest = log["source_sha256"].astype(str)
-    current = (log["settings"].astype(str) == settings) & (digest != "")
-    ok = log["status"] == "ok"
-    present = log["image_id"].isin(set(existing_outputs))
-    rows = log[current & ((ok & present) | (log["status"] == "skipped"))]
-    return {row[0]: row for row in rows.itertuples(index=False, name=None)}
+    usable = (log["settings"].astype(str) == settings.key) & (
+        log["source_sha256"].astype(str) != ""
+    )
+    return {row.image_id: row for row in map(LogRow._make, log[usable].itertuples(index=False))}
+
+
+def plan_reuse(
+    partitions: Mapping[str, str],
+    previous: Mapping[str, LogRow],
+    source_stamps: Mapping[str, str],
+    pngs: FileListing | None,
+) -> ReusePlan:
+    """Decide, per image (``partitions``: image_id -> raw partition), what can be reused.
+
+    An ``ok`` row holds only if its PNG is there *and* is the PNG that row
+    describes: its stamp is the one last checked, or else its bytes hash to the
+    recorded ``output_sha256`` (the first rerun after a PNG is written reads it
+    once; a PNG rewritten by a run with other settings, or damaged, fails this
+    and is made again). A ``skipped`` row holds as it is. Then the source: an
+    unchanged stamp keeps the row without reading the file; otherwise the file
+    is read and its digest decides.
+    """
+    plan = ReusePlan()
+    png_stamps = file_stamps(None if pngs is None else pngs.table)
+    for key, partition in partitions.items():
+        row = previous.get(key)
+        if row is not None and row.status == "ok":
+            row = _checked_png(row, png_stamps.get(key), pngs, plan)
+        if row is None:
+            plan.jobs.append((key, partition))
+            continue
+        stamp = source_stamps.get(partition, "")
+        if stamp and row.source_stamp == stamp:
+            plan.kept[key] = row
+        else:
+            plan.jobs.append((key, partition))
+            plan.candidates[key] = row
+    return plan
+
+
+def _checked_png(
+    row: LogRow, stamp: str | None, pngs: FileListing | None, plan: ReusePlan
+) -> LogRow | None:
+    """``row`` (with the PNG's stamp now checked) if its PNG is the one it made, else None."""
+    if stamp is None or pngs is None or not row.output_sha256:
+        return None
+    if stamp == row.output_stamp:
+        return row
+    plan.checked_pngs += 1
+    try:
+        same = digest(pngs[row.image_id]()) == row.output_sha256
+    except OSError:
+        same = False
+    if not same:
+        plan.stale_pngs.append(row.image_id)
+        return None
+    return row._replace(output_stamp=stamp)
+
+
+@dataclass
+class PreprocessingResult:
+    """New PNGs to save (image_id -> bytes), the whole log, and what happened, counted."""
+
+    images: dict[str, bytes]
+    log: pd.DataFrame
+    reused: int
+    reused_unread: int
+    skipped: int
+    stale_pngs: list[str]
+    checked_pngs: int
+
+
+def preprocess_incrementally(
+    raw_images: PartitionLoaders,
+    partitions: Mapping[str, str],
+    settings: OutputSettings,
+    *,
+    source_stamps: Mapping[str, str],
+    previous_log: pd.DataFrame | None = None,
+    pngs: FileListing | None = None,
+    incremental: bool = True,
+    workers: int = 0,
+) -> PreprocessingResult:
+    """Preprocess every image of ``partitions`` (image_id -> raw partition), reusing the
+    last run's PNG wherever the evidence ties it to this source and these settings.
+
+    ``raw_images`` loads a raw partition's bytes; ``source_stamps`` gives raw
+    partition -> "size:modified" (a file with an unchanged stamp is not read);
+    ``previous_log`` and ``pngs`` are what the last run left (None before the
+    first run). Only new PNGs are returned: the folder's other files stay.
+    """
+    import pandas as pd
+
+    previous = previous_rows(previous_log, settings) if incremental else {}
+    plan = plan_reuse(partitions, previous, source_stamps, pngs)
+    rows = dict(plan.kept)
+    candidates = plan.candidates
+
+    def unchanged(key: str, source_digest: str) -> bool:
+        return key in candidates and candidates[key].source_sha256 == source_digest
+
+    images: dict[str, bytes] = {}
+    for outcome in preprocess_all(
+        raw_images, plan.jobs, settings, workers=workers, reuse=unchanged
+    ):
+        key = outcome.key
+        stamp = source_stamps.get(partitions[key], "")
+        if outcome.reused:  # same bytes, new stamp: remember it, so next time it is not read
+            rows[key] = candidates[key]._replace(source_stamp=stamp)
+        elif outcome.image is None:
+            rows[key] = LogRow(
+                key,
+                "skipped",
+                outcome.reason,
+                "",
+                0,
+                0,
+                outcome.source_digest,
+                stamp,
+                "",
+                "",
+                settings.key,
+            )
+        else:
+            image = outcome.image
+            images[key] = image.png
+            rows[key] = LogRow(
+                key,
+                "ok",
+                "",
+                image.original_mode,
+                image.original_width,
+                image.original_height,
+                outcome.source_digest,
+                stamp,
+                digest(image.png),
+                "",  # the PNG's stamp exists once the catalog has saved it: checked next run
+                settings.key,
+            )
+    log = pd.DataFrame([rows[key] for key in partitions], columns=LOG_COLUMNS)
+    skipped = int((log["status"] == "skipped").sum())
+    return PreprocessingResult(
+        images=images,
+        log=log,
+        reused=len(partitions) - len(images) - skipped,
+        reused_unread=sum(row.status == "ok" for row in plan.kept.values()),
+        skipped=skipped,
+        stale_pngs=plan.stale_pngs,
+        checked_pngs=plan.checked_pngs,
+    )
+
+
+# --------------------------------------------------------------------- the worker pool
 
 
 def _run_one(
     item: tuple[str, str, bytes | OSError],
     *,
     reuse: Callable[[str, str], bool] | None,
-    size: tuple[int, int],
-    resize_mode: ResizeMode,
-    jpeg_draft: bool,
-    png_compress_level: int,
+    settings: OutputSettings,
 ) -> Outcome:
     """Fingerprint one file's bytes, then reuse its last output or preprocess it."""
     key, name, data = item
     if isinstance(data, OSError):
         return Outcome(key, None, f"cannot read the file: {data}")
-    digest = source_digest(data)
-    if reuse is not None and reuse(key, digest):
-        return Outcome(key, None, source_digest=digest, reused=True)
+    source = digest(data)
+    if reuse is not None and reuse(key, source):
+        return Outcome(key, None, source_digest=source, reused=True)
     try:
-        image = preprocess(
-            data,
-            name,
-            size=size,
-            resize_mode=resize_mode,
-            jpeg_draft=jpeg_draft,
-            png_compress_level=png_compress_level,
-        )
+        image = preprocess(data, name, settings)
     except UnreadableImageError as error:
-        return Outcome(key, None, error.reason, digest)
-    return Outcome(key, image, "", digest)
+        return Outcome(key, None, error.reason, source)
+    return Outcome(key, image, "", source)
 
 
-def _run_chunk(items: list[tuple[str, str, bytes | OSError]], **settings: Any) -> list[Outcome]:
+def _run_chunk(items: list[tuple[str, str, bytes | OSError]], **options: Any) -> list[Outcome]:
     """One task for a worker: a few images, so queueing costs little per image."""
-    return [_run_one(item, **settings) for item in items]
+    return [_run_one(item, **options) for item in items]
 
 
 def preprocess_all(
     loaders: PartitionLoaders,
     jobs: Sequence[tuple[str, str]],
+    settings: OutputSettings,
     *,
-    size: tuple[int, int],
-    resize_mode: ResizeMode,
-    jpeg_draft: bool,
-    png_compress_level: int,
     workers: int = 0,
     chunk: int = 8,
     reuse: Callable[[str, str], bool] | None = None,
@@ -169,20 +338,13 @@ def preprocess_all(
     """Yield one ``Outcome`` per ``(output key, raw partition)`` in ``jobs``, in order.
 
     ``loaders`` maps a raw partition to a zero-argument function returning the
-    file's bytes (a Kedro ``PartitionedDataset`` load). ``reuse(key, digest)``
+    file's bytes (a loaded ``FileListing`` or ``PartitionedDataset``). ``reuse(key, digest)``
     returning True marks that image as reused instead of processing it.
     ``workers`` threads (0: one per core; 1: all in the calling thread).
     """
     from tqdm.auto import tqdm
 
-    task = partial(
-        _run_chunk,
-        reuse=reuse,
-        size=size,
-        resize_mode=resize_mode,
-        jpeg_draft=jpeg_draft,
-        png_compress_level=png_compress_level,
-    )
+    task = partial(_run_chunk, reuse=reuse, settings=settings)
     n_workers = min(resolve_workers(workers), max(1, len(jobs)))
     ahead = _CHUNKS_AHEAD_PER_WORKER * n_workers
     # Chunks in job order: futures on the pool, or results when in-process.

@@ -1,17 +1,28 @@
-"""The files of a folder as a table (partition id, size, modification stamp); nothing is read.
+"""The files of a folder, listed once: partition ids, sizes and modification stamps, and a
+loader per file that reads nothing until it is called.
 
-An incremental run needs to know which files exist and whether they changed
-since the last run, without reading them. ``partitions.PartitionedDataset``
-lists a folder too, but builds one dataset object per file (on a dataset of
-thousands of images, more time than the rest of a run that reuses everything:
-docs/benchmarks.md#design-figures) and exposes no size
-or modification time; kedro-datasets has nothing that lists a folder alone.
-Partition ids follow ``PartitionedDataset``'s rules (path below the folder,
-``filename_suffix`` stripped), so both views of one folder share their keys.
+Why not ``partitions.PartitionedDataset``: an incremental run must know which
+files exist and whether they changed since the last run *without reading them*.
+``PartitionedDataset`` exposes no size or modification time, builds one dataset
+object per file when it lists a folder (on thousands of images, more time than
+the rest of a run that reuses everything: docs/benchmarks.md#design-figures),
+and, through fsspec, sees a symbolic link to a folder (``train ->
+/mnt/disk2/train``) as one odd file. kedro-datasets has nothing that lists a
+folder alone.
+
+So this dataset, read only, for the raw images and for the PNGs a previous run
+left. On a local file system it follows symbolic links to folders and files (a
+link cycle is listed once); a dangling link is listed with size -1 and its
+loader raises ``FileNotFoundError`` naming the missing target, so the caller
+can skip it like any unreadable file. Partition ids follow
+``PartitionedDataset``'s rules (path below the folder, ``filename_suffix``
+stripped) and are the names on disk, unnormalised.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -20,21 +31,42 @@ import pandas as pd
 from kedro.io.core import AbstractDataset, DatasetError, get_protocol_and_path
 
 COLUMNS = ["partition", "size", "modified"]
+DANGLING = -1  # the size listed for a symbolic link whose target is missing
 
 
-class FileListingDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
-    """Loads one row per file under ``path`` ending with ``filename_suffix``; read only.
+class FileListing(Mapping[str, Callable[[], bytes]]):
+    """Partition id -> loader of the file's bytes, like a loaded ``PartitionedDataset``;
+    ``table`` holds one row per file: ``partition``, ``size``, ``modified``."""
+
+    def __init__(self, table: pd.DataFrame, loaders: Mapping[str, Callable[[], bytes]]) -> None:
+        self.table = table
+        self._loaders = loaders
+
+    def __getitem__(self, partition: str) -> Callable[[], bytes]:
+        return self._loaders[partition]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+
+class FileListingDataset(AbstractDataset[FileListing, FileListing]):
+    """Loads a ``FileListing`` of the files under ``path`` ending with ``filename_suffix``.
 
     ``modified`` is the file system's modification time as text (the exact
     value, for equality checks, not arithmetic). A folder that does not exist
-    loads as an empty table, so the first run of an incremental node needs no
-    special case.
+    loads as an empty listing, so the first run of an incremental node needs no
+    special case; with ``required: true`` (the raw images) a missing or empty
+    folder is an error that names it.
 
     Example catalog entry::
 
-        raw_image_files:
-          type: chest_xray.datasets.file_listing_dataset.FileListingDataset
+        raw_images:
+          type: chest_xray.datasets.FileListingDataset
           path: data/01_raw/coronahack/Coronahack-Chest-XRay-Dataset/Coronahack-Chest-XRay-Dataset
+          required: true
     """
 
     def __init__(
@@ -42,6 +74,7 @@ class FileListingDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         *,
         path: str,
         filename_suffix: str = "",
+        required: bool = False,
         credentials: dict[str, Any] | None = None,
         fs_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -51,34 +84,86 @@ class FileListingDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
         self._folder = self._fs._strip_protocol(folder).rstrip("/")
         self._filename_suffix = filename_suffix
+        self._required = required
         self.metadata = metadata
 
-    def load(self) -> pd.DataFrame:
-        rows = []
-        if self._fs.isdir(self._folder):
-            for file, info in sorted(self._fs.find(self._folder, detail=True).items()):
-                if not file.endswith(self._filename_suffix):
-                    continue
-                partition = str(PurePosixPath(file).relative_to(self._folder))
-                if self._filename_suffix:
-                    partition = partition[: -len(self._filename_suffix)]
-                rows.append((partition, int(info.get("size") or 0), _modified(info)))
-        return pd.DataFrame(rows, columns=COLUMNS).astype(
+    def load(self) -> FileListing:
+        if self._protocol == "file":
+            found = dict(_walk_local(self._folder))
+        elif self._fs.isdir(self._folder):
+            found = {
+                file: (int(info.get("size") or 0), _modified(info))
+                for file, info in self._fs.find(self._folder, detail=True).items()
+            }
+        else:
+            found = {}
+        rows, loaders = [], {}
+        for file, (size, modified) in sorted(found.items()):
+            if not file.endswith(self._filename_suffix):
+                continue
+            partition = str(PurePosixPath(file).relative_to(self._folder))
+            if self._filename_suffix:
+                partition = partition[: -len(self._filename_suffix)]
+            rows.append((partition, size, modified))
+            loaders[partition] = self._loader(file)
+        if self._required and not rows:
+            raise DatasetError(
+                f"No files found in {self._protocol}://{self._folder}"
+                f"{f' ending with {self._filename_suffix!r}' if self._filename_suffix else ''}: "
+                "the folder is missing or empty"
+            )
+        table = pd.DataFrame(rows, columns=COLUMNS).astype(
             {"partition": str, "size": "int64", "modified": str}
         )
+        return FileListing(table, loaders)
 
-    def save(self, data: pd.DataFrame) -> None:
+    def _loader(self, file: str) -> Callable[[], bytes]:
+        def load() -> bytes:
+            if self._protocol == "file" and os.path.islink(file) and not os.path.exists(file):
+                raise FileNotFoundError(
+                    f"{file} is a symbolic link to {os.readlink(file)}, which does not exist"
+                )
+            return bytes(self._fs.cat_file(file))
+
+        return load
+
+    def save(self, data: FileListing) -> None:
         raise DatasetError(f"FileListingDataset is read only ('{self._folder}')")
 
     def _exists(self) -> bool:
-        return self._fs.isdir(self._folder)
+        return bool(self._fs.isdir(self._folder))
 
     def _describe(self) -> dict[str, Any]:
         return {
             "path": self._folder,
             "protocol": self._protocol,
             "filename_suffix": self._filename_suffix,
+            "required": self._required,
         }
+
+
+def _walk_local(folder: str) -> Iterator[tuple[str, tuple[int, str]]]:
+    """Every file below ``folder`` as (path, (size, modified)), through symbolic links.
+
+    Paths keep the names as seen from ``folder`` (a linked ``train`` folder's
+    files are ``<folder>/train/...``); a folder reached twice through a link
+    cycle is walked once.
+    """
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        for name in files:
+            path = os.path.join(root, name)
+            try:
+                stat = os.stat(path)
+            except FileNotFoundError:  # a dangling symbolic link
+                yield path, (DANGLING, "")
+                continue
+            yield path, (int(stat.st_size), repr(stat.st_mtime))
 
 
 def _modified(info: dict[str, Any]) -> str:

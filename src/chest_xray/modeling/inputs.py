@@ -36,11 +36,24 @@ def label_indices(rows: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
 
 
 def decode_grey_png(data: bytes, *, key: str = "") -> np.ndarray:
-    """Decode an 8-bit grayscale PNG to (H, W) uint8; anything else is a preprocessing bug."""
-    with Image.open(io.BytesIO(data)) as image:
-        if image.mode != "L":
-            raise ValueError(f"Image {key!r} has mode {image.mode!r}; expected 8-bit grayscale 'L'")
-        return np.asarray(image, dtype=np.uint8).copy()
+    """Decode an 8-bit grayscale PNG to (H, W) uint8; anything else is a preprocessing bug.
+
+    A PNG that does not decode (damaged on disk) is an error naming the image and
+    the fix: the next data_processing run notices the changed file and rebuilds it.
+    """
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            mode = image.mode
+            pixels = np.asarray(image, dtype=np.uint8).copy()
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(
+            f"The preprocessed image {key!r} (processed_images: {key}.png) does not decode "
+            f"({error}); run the data_processing pipeline again to rebuild it"
+        ) from error
+    if mode != "L":
+        raise ValueError(f"Image {key!r} has mode {mode!r}; expected 8-bit grayscale 'L'")
+    return pixels
 
 
 def load_image_array(

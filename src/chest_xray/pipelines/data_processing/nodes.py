@@ -9,15 +9,10 @@ from matplotlib.figure import Figure
 
 from chest_xray.data.metadata import DROPPED_COLUMNS, deduplicate, join_files, normalise_metadata
 from chest_xray.data.partitions import PartitionLoaders
-from chest_xray.data.preprocessing import (
-    LOG_COLUMNS,
-    file_stamps,
-    preprocess_all,
-    reusable_rows,
-    settings_key,
-)
+from chest_xray.data.preprocessing import file_stamps, preprocess_incrementally
 from chest_xray.data.splitting import make_manifest
 from chest_xray.data.summary import compare_with_shipped, dataset_summary_figure, summarise
+from chest_xray.datasets.file_listing_dataset import FileListing
 from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams
 
 logger = logging.getLogger(__name__)
@@ -71,102 +66,57 @@ def summarise_dataset(
     return summary, dataset_summary_figure(summary)
 
 
-def preprocess_images(  # noqa: PLR0917 - Kedro passes node inputs positionally
-    raw_images: PartitionLoaders,
+def preprocess_images(
+    raw_images: FileListing,
     image_index: pd.DataFrame,
     params: PreprocessingParams,
-    preprocessing_log_previous: pd.DataFrame | None = None,
-    processed_images_existing: pd.DataFrame | None = None,
-    raw_image_files: pd.DataFrame | None = None,
+    preprocessing_log_previous: pd.DataFrame | None,
+    processed_images_previous: FileListing,
 ) -> tuple[dict[str, bytes], pd.DataFrame]:
     """Grey, resized PNG per joined image (keyed by ``image_id``) and a per-image log.
 
     A file that cannot be decoded is skipped, logged with its name and listed in
-    the log with its reason; the run goes on.
-
-    With ``params.incremental`` an image is not decoded again when the last
-    run's log has it with the same settings and its PNG is still there, and
-    either its file's size and modification time (``raw_image_files``) are
-    unchanged (then the file is not even read) or its bytes have the same
-    SHA-256 (a file touched but not changed). Its log row carries over and only
-    new PNGs are returned, so ``processed_images`` must keep the folder's other
-    files (``overwrite: false``). The last run's log (None before the first
-    run) and the listings come in as read-only entries; no PNG is read.
+    the log with its reason; the run goes on. With ``params.incremental`` an
+    image is made again only when its source, the settings or its PNG changed
+    (``data.preprocessing``); only new PNGs are returned, so ``processed_images``
+    keeps the folder's other files (``overwrite: false``). The last run's log
+    (None before the first run) and the PNG folder come in as read-only entries.
     """
-    settings = settings_key(
-        params.image_size, params.resize_mode, params.jpeg_draft, params.png_compress_level
-    )
-    existing = (
-        set() if processed_images_existing is None else set(processed_images_existing["partition"])
-    )
-    previous = (
-        reusable_rows(preprocessing_log_previous, existing, settings) if params.incremental else {}
-    )
-    stamps = file_stamps(raw_image_files)
     partitions = dict(zip(image_index["image_id"], image_index["raw_partition"], strict=True))
-    digest_column = LOG_COLUMNS.index("source_sha256")
-    stamp_column = LOG_COLUMNS.index("source_stamp")
-
-    rows: dict[str, tuple] = {}
-    jobs = []
-    for key, partition in partitions.items():
-        row, stamp = previous.get(key), stamps.get(partition, "")
-        if row is not None and stamp and row[stamp_column] == stamp:
-            rows[key] = row
-        else:
-            jobs.append((key, partition))
-    unread = sum(row[1] == "ok" for row in rows.values())  # reused without a read
-
-    def unchanged(key: str, digest: str) -> bool:
-        return key in previous and previous[key][digest_column] == digest
-
-    images: dict[str, bytes] = {}
-    for outcome in preprocess_all(
+    result = preprocess_incrementally(
         raw_images,
-        jobs,
-        size=params.image_size,
-        resize_mode=params.resize_mode,
-        jpeg_draft=params.jpeg_draft,
-        png_compress_level=params.png_compress_level,
+        partitions,
+        params.output_settings,
+        source_stamps=file_stamps(raw_images.table),
+        previous_log=preprocessing_log_previous,
+        pngs=processed_images_previous,
+        incremental=params.incremental,
         workers=params.workers,
-        reuse=unchanged,
-    ):
-        key, stamp = outcome.key, stamps.get(partitions[outcome.key], "")
-        if outcome.reused:  # same bytes, new stamp: remember it, so next time it is not read
-            row = previous[key]
-            rows[key] = (*row[:stamp_column], stamp, *row[stamp_column + 1 :])
-        elif outcome.image is None:
-            logger.warning("Skipped %s: %s", key, outcome.reason)
-            digest = outcome.source_digest
-            rows[key] = (key, "skipped", outcome.reason, "", 0, 0, digest, stamp, settings)
-        else:
-            image = outcome.image
-            images[key] = image.png
-            rows[key] = (
-                key,
-                "ok",
-                "",
-                image.original_mode,
-                image.original_width,
-                image.original_height,
-                outcome.source_digest,
-                stamp,
-                settings,
-            )
-    log = pd.DataFrame([rows[key] for key in partitions], columns=LOG_COLUMNS)
-    reused = len(partitions) - len(images) - int((log["status"] == "skipped").sum())
+    )
+    for key, reason in result.log.loc[
+        result.log["status"] == "skipped", ["image_id", "reason"]
+    ].values:
+        logger.warning("Skipped %s: %s", key, reason)
+    if result.stale_pngs:
+        logger.warning(
+            "Made %d PNG(s) again: not the bytes the last run recorded for them (written by "
+            "a run with other settings, or damaged), e.g. %s",
+            len(result.stale_pngs),
+            result.stale_pngs[:5],
+        )
     logger.info(
         "Preprocessed %d images to %s PNG, reused %d unchanged (%d without reading the "
-        "file: same size and modification time), skipped %d",
-        len(images),
+        "file: same size and modification time; %d PNG(s) checked by digest), skipped %d",
+        len(result.images),
         params.image_size,
-        reused,
-        unread,
-        int((log["status"] == "skipped").sum()),
+        result.reused,
+        result.reused_unread,
+        result.checked_pngs,
+        result.skipped,
     )
-    if not (log["status"] == "ok").any():
+    if result.skipped == len(result.log):
         raise ValueError("No image could be decoded: see the preprocessing_log dataset")
-    return images, log
+    return result.images, result.log
 
 
 def split_dataset(

@@ -32,11 +32,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "raw_images",
                     "image_index",
                     "params:preprocessing",
-                    # What the last run left, and the files' sizes and times: read
-                    # only, so an incremental run redoes only new or changed images.
+                    # What the last run left, read only: an incremental run redoes
+                    # only new or changed images, and PNGs that are not what it recorded.
                     "preprocessing_log_previous",
-                    "processed_images_existing",
-                    "raw_image_files",
+                    "processed_images_previous",
                 ],
                 outputs=["processed_images", "preprocessing_log"],
                 name="preprocess_images",
