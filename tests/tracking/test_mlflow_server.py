@@ -22,7 +22,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from chest_xray.tools.demo_data import DemoDatasetFacts
-from tests.tracking.test_tracking import (
+from tests.tracking.conftest import TRAINING
+from tests.tracking.support import (
     artifact_paths,
     closed_port,
     experiment_runs,
@@ -114,20 +115,24 @@ def test_a_kedro_run_is_tracked_on_the_server(
     mlflow_server.wait_healthy()
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)  # wins over mlflow.yml
-    kedro_run(project, params={"training.epochs": 1}, pipeline_names=["training", "evaluation"])
+    kedro_run(project, params={"training.epochs": 1}, pipeline_names=TRAINING)
 
     client = MlflowClient(mlflow_server.url)
     (run,) = experiment_runs(client)
     run_id = run.info.run_id
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == f"training-{run_id[:8]}"
+    assert run.info.run_name == f"training+evaluation-{run_id[:8]}"
     assert run.data.params["training.epochs"] == "1"
     assert run.data.params["training.model.dense_units"] == "64"
     assert 0.0 <= run.data.metrics["test_accuracy"] <= 1.0
     assert [m.step for m in client.get_metric_history(run_id, "val_loss")] == [1]
-    assert {"plots/training_curves.png", "metrics/test_metrics.json"} <= artifact_paths(
-        client, run_id
-    )
+    assert {
+        "plots/training_curves.png",
+        "metrics/test_metrics.json",
+        "data/split_manifest.csv",
+    } <= artifact_paths(client, run_id)
+    (lineage,) = client.get_run(run_id).inputs.dataset_inputs
+    assert lineage.dataset.digest == run.data.tags["data_fingerprint"]
     # Artifacts went through the server into its artifact store, not into ./mlruns.
     stored = {path.name for path in mlflow_server.artifacts.rglob("*") if path.is_file()}
     assert {"training_curves.png", "test_metrics.json", "model.keras"} <= stored

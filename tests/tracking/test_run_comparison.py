@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from chest_xray.tracking.run_comparison import main
+from tests.tracking.conftest import Tracked
 
 T0 = 1_790_000_000_000  # ms; runs start a minute apart, in this order
 RUNS = [
@@ -134,3 +136,71 @@ def test_module_entry_point_reads_the_tracking_uri_from_the_environment(store: s
     assert done.returncode == 0, done.stderr[-2000:]
     assert "training-33333333" in done.stdout
     assert "training-22222222" not in done.stdout
+
+
+def test_an_empty_experiment_prints_no_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("chest-xray", artifact_location=tmp_path.as_uri())
+    assert main(["--tracking-uri", uri, "--all"]) == 0
+    assert capsys.readouterr().out.strip() == "No runs."
+
+
+def test_the_tracking_uri_of_the_caller_is_left_as_it_was(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mlflow.search_runs reads MLflow's global URI: the command puts it (and the
+    environment variable MLflow mirrors it in) back."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///elsewhere.db")
+    mlflow.set_tracking_uri("sqlite:///elsewhere.db")
+    assert main(["--tracking-uri", store, "-n", "1"]) == 0
+    assert mlflow.get_tracking_uri() == "sqlite:///elsewhere.db"
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///elsewhere.db"
+
+
+def test_a_closed_pipe_ends_quietly(store: str) -> None:
+    """`chest-xray-runs | head -1`: no BrokenPipeError traceback."""
+    command = [sys.executable, "-m", "chest_xray.tracking.run_comparison", "--all-params"]
+    done = subprocess.run(
+        f"{' '.join(command)} | head -c 10",
+        shell=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": store, "COLUMNS": "40"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert len(done.stdout) == 10
+    assert "BrokenPipeError" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_tracked_runs_show_the_differing_parameter_and_both_accuracies(
+    tracked: Tracked, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "runs.csv"
+    assert (
+        main(["--tracking-uri", tracked.uri, "--sort", "test_accuracy", "--csv", str(table)]) == 0
+    )
+    printed = capsys.readouterr().out
+    runs = tracked.trainings.values()
+    assert "training.epochs" in printed
+    for run in runs:
+        assert run.info.run_name in printed
+        assert f"{run.data.metrics['test_accuracy']:.4f}" in printed
+    assert tracked.data_processing.info.run_name not in printed  # no test metrics
+
+    written = pd.read_csv(table, dtype={"data_fingerprint": str})
+    assert sorted(written["training.epochs"]) == [2, 3]
+    assert written["test_accuracy"].is_monotonic_decreasing
+    assert set(written["run_id"]) == {run.info.run_id for run in runs}
+    assert set(written["data_fingerprint"]) == {
+        tracked.data_processing.data.tags["data_fingerprint"]
+    }
+    # Only what differs: equal fields and kedro-mlflow's whole-group strings are left out.
+    assert "training.seed" not in written.columns
+    assert "training" not in written.columns
+
+    only_demo = main(["--tracking-uri", tracked.uri, "--filter", "tags.env = 'demo'"])
+    assert only_demo == 0 and tracked.trainings[2].info.run_name in capsys.readouterr().out

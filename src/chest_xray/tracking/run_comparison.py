@@ -14,23 +14,18 @@ have no test metrics).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
-from collections.abc import Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import mlflow
 import pandas as pd
-from mlflow.entities import Run
-from mlflow.tracking import MlflowClient
 
-from chest_xray.tracking.helpers_tmp import (
-    DEFAULT_TRACKING_URI,
-    TAG_DATA_FINGERPRINT,
-    TAG_GIT_COMMIT,
-    TAG_GIT_DIRTY,
-)
+from chest_xray.tracking.identity import TAG_DATA_FINGERPRINT, TAG_GIT_COMMIT, TAG_GIT_DIRTY
+from chest_xray.tracking.server_check import DEFAULT_TRACKING_URI
 
 DEFAULT_EXPERIMENT = "chest-xray"
 DEFAULT_SORT = "test_accuracy"
@@ -38,80 +33,106 @@ METRIC_PREFIX = "test_"
 IDENTITY = ["run_name", "run_id", "status", "start_time", "git_commit", "data_fingerprint"]
 
 
+@contextlib.contextmanager
+def tracking_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's global tracking URI, which ``mlflow.search_runs`` reads, at ``uri``.
+
+    MLflow mirrors it into ``MLFLOW_TRACKING_URI``: both are put back afterwards,
+    so a caller in the same process (the tests) is left as it was.
+    """
+    environment = os.environ.get("MLFLOW_TRACKING_URI")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if environment is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = environment
+
+
 def latest_runs(
-    client: MlflowClient,
-    experiment: str,
-    n: int,
-    require_metric: str | None = None,
-    filter_string: str = "",
-) -> list[Run]:
-    """The ``n`` most recent runs of ``experiment`` (optionally: that logged ``require_metric``)."""
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise LookupError(f"No MLflow experiment named {experiment!r} at {client.tracking_uri}")
-    runs: list[Run] = []
-    page_token = None
-    while len(runs) < n:
-        page = client.search_runs(
-            [found.experiment_id],
-            filter_string=filter_string,
-            max_results=200,
-            order_by=["attributes.start_time DESC"],
-            page_token=page_token,
+    experiment: str, n: int, require_metric: str | None = None, filter_string: str = ""
+) -> pd.DataFrame:
+    """The ``n`` most recent runs of ``experiment`` (optionally: that logged ``require_metric``),
+    one row per run as ``mlflow.search_runs`` returns them (``params.*``, ``metrics.*``,
+    ``tags.*`` columns), from the current tracking URI."""
+    if mlflow.get_experiment_by_name(experiment) is None:
+        raise LookupError(
+            f"No MLflow experiment named {experiment!r} at {mlflow.get_tracking_uri()}"
         )
-        runs += [run for run in page if not require_metric or require_metric in run.data.metrics]
-        page_token = page.token
-        if not page_token:
-            break
-    return runs[:n]
+    filters = [filter_string.strip()] if filter_string.strip() else []
+    if require_metric:
+        # A comparison only matches runs that have the metric (MLflow has no IS NOT NULL
+        # for metrics); its filters combine with AND only.
+        filters.append(f"metrics.`{require_metric}` > -1e308")
+    return mlflow.search_runs(
+        experiment_names=[experiment],
+        filter_string=" and ".join(filters),
+        order_by=["attributes.start_time DESC"],
+        max_results=n,
+    )
 
 
-def _group_params(params: dict[str, str]) -> set[str]:
+def _group_params(params: Sequence[str]) -> set[str]:
     """kedro-mlflow also logs a whole group (``training``) next to its fields: drop it."""
     return {key for key in params if any(other.startswith(f"{key}.") for other in params)}
 
 
-def _identity(run: Run) -> dict[str, str]:
-    tags = run.data.tags
-    commit = tags.get(TAG_GIT_COMMIT, "")
-    if commit and commit != "unknown":
-        commit = commit[:8] + ("+dirty" if tags.get(TAG_GIT_DIRTY) == "true" else "")
-    started = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc)
-    return {
-        "run_name": run.info.run_name,
-        "run_id": run.info.run_id,
-        "status": run.info.status,
-        "start_time": started.strftime("%Y-%m-%d %H:%M:%S"),
-        "git_commit": commit,
-        "data_fingerprint": tags.get(TAG_DATA_FINGERPRINT, ""),
-    }
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    """A column of ``search_runs``' frame; all missing when no run has it (e.g. a tag)."""
+    if name in runs.columns:
+        return runs[name]
+    return pd.Series([None] * len(runs), index=runs.index, dtype=object)
+
+
+def _short_commit(commit: object, dirty: object) -> str:
+    if not isinstance(commit, str) or not commit:
+        return ""
+    if commit == "unknown":
+        return commit
+    return commit[:8] + ("+dirty" if dirty == "true" else "")
 
 
 def comparison_table(
-    runs: Sequence[Run],
+    runs: pd.DataFrame,
     sort: str = DEFAULT_SORT,
     ascending: bool = False,
     all_params: bool = False,
 ) -> pd.DataFrame:
     """One row per run: identity, differing (or all) parameters, ``test_*`` metrics."""
-    params = {run.info.run_id: dict(run.data.params) for run in runs}
-    keys = sorted({key for values in params.values() for key in values})
-    groups = set().union(*(_group_params(values) for values in params.values()))
-    keys = [key for key in keys if key not in groups]
+    params = sorted(c.removeprefix("params.") for c in runs.columns if c.startswith("params."))
+    groups = _group_params(params)
+    params = [key for key in params if key not in groups]
     if not all_params:
-        keys = [key for key in keys if len({p.get(key) for p in params.values()}) > 1]
+        params = [key for key in params if runs[f"params.{key}"].nunique(dropna=False) > 1]
     metrics = sorted(
-        {key for run in runs for key in run.data.metrics if key.startswith(METRIC_PREFIX)}
+        name
+        for c in runs.columns
+        if (name := c.removeprefix("metrics.")) != c and name.startswith(METRIC_PREFIX)
     )
-    rows = [
+    commits = _column(runs, f"tags.{TAG_GIT_COMMIT}")
+    dirty = _column(runs, f"tags.{TAG_GIT_DIRTY}")
+    fingerprint = _column(runs, f"tags.{TAG_DATA_FINGERPRINT}")
+    table = pd.DataFrame(
         {
-            **_identity(run),
-            **{key: params[run.info.run_id].get(key) for key in keys},
-            **{key: run.data.metrics.get(key) for key in metrics},
-        }
-        for run in runs
-    ]
-    table = pd.DataFrame(rows, columns=[*IDENTITY, *keys, *metrics])
+            "run_name": _column(runs, "tags.mlflow.runName"),
+            "run_id": _column(runs, "run_id"),
+            "status": _column(runs, "status"),
+            "start_time": [
+                started.strftime("%Y-%m-%d %H:%M:%S") if pd.notna(started) else ""
+                for started in _column(runs, "start_time")
+            ],
+            "git_commit": [_short_commit(c, d) for c, d in zip(commits, dirty, strict=True)],
+            "data_fingerprint": fingerprint.fillna(""),
+            **{key: runs[f"params.{key}"] for key in params},
+            **{key: runs[f"metrics.{key}"] for key in metrics},
+        },
+        index=runs.index,
+        columns=[*IDENTITY, *params, *metrics],
+    )
     if sort in table.columns:
         table = table.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
     return table.reset_index(drop=True)
@@ -155,7 +176,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--all", action="store_true", help="also runs without the sort metric")
     parser.add_argument("--all-params", action="store_true", help="not only those that differ")
     parser.add_argument(
-        "--filter", default="", help="an MLflow search filter, e.g. \"tags.kedro_env = 'cpu'\""
+        "--filter", default="", help="an MLflow search filter, e.g. \"tags.env = 'cpu'\""
     )
     parser.add_argument("--csv", type=Path, help="also write the table here (one row per run)")
     return parser.parse_args(argv)
@@ -163,15 +184,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    client = MlflowClient(tracking_uri=args.tracking_uri)
     try:
-        runs = latest_runs(
-            client,
-            args.experiment,
-            args.last,
-            require_metric=None if args.all else args.sort,
-            filter_string=args.filter,
-        )
+        with tracking_uri(args.tracking_uri):
+            runs = latest_runs(
+                args.experiment,
+                args.last,
+                require_metric=None if args.all else args.sort,
+                filter_string=args.filter,
+            )
     except LookupError as err:
         print(err, file=sys.stderr)
         return 1

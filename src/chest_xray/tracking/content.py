@@ -1,0 +1,286 @@
+"""What a tracked run holds, on top of kedro-mlflow's own logging.
+
+``RunContentHooks`` fills the run kedro-mlflow opens:
+
+- its name (``training+evaluation-1a2b3c4d``) and identity tags (git, Keras devices);
+- typed parameters field by field (``training.model.dropout``): kedro-mlflow logs
+  a validated pydantic group as one long string;
+- what the catalog declares under ``metadata.mlflow`` (see ``declarations``):
+  metrics read from a saved dataset, the model, dataset lineage. Files wrapped in
+  ``MlflowArtifactDataset`` are logged by kedro-mlflow itself when saved.
+
+It knows no dataset name: the catalog entries say what is logged, so renaming
+an entry keeps its logging. Logging is best-effort: a failure is a warning and
+never costs a result. Every hook is a no-op when no run is active.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+from kedro.io import AbstractDataset, AbstractVersionedDataset, CatalogProtocol
+from kedro.pipeline import Pipeline
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from pydantic import BaseModel, ValidationError
+
+from chest_xray.tracking.best_effort import best_effort
+from chest_xray.tracking.declarations import (
+    Declaration,
+    MetricKind,
+    declaration_of,
+    is_artifact_dataset,
+)
+from chest_xray.tracking.identity import (
+    TAG_DATA_FINGERPRINT,
+    git_tags,
+    kedro_mlflow_run_name,
+    keras_tags,
+    run_name,
+)
+from chest_xray.tracking.model_logging import log_keras_model
+
+logger = logging.getLogger(__name__)
+
+MAX_PARAM_LENGTH = 6000  # MLflow's limit
+
+
+# ------------------------------------------------------------ values -> MLflow
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"dropout": 0.5}}`` -> ``{"model.dropout": 0.5}`` (lists stay whole)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(flatten(value, name))
+        else:
+            flat[name] = value
+    return flat
+
+
+def history_metrics(history: dict[str, list[float]]) -> list[Metric]:
+    """Per-epoch Keras metrics (loss, accuracy, auc, val_*) with ``step`` = epoch (1-based)."""
+    epochs = history.get("epoch") or list(range(1, 1 + max(map(len, history.values()), default=0)))
+    now = int(time.time() * 1000)
+    return [
+        Metric(key=key, value=float(value), timestamp=now, step=int(epoch))
+        for key, values in history.items()
+        if key != "epoch"
+        for epoch, value in zip(epochs, values, strict=False)
+    ]
+
+
+def evaluation_report_metrics(report: dict[str, Any]) -> list[Metric]:
+    """The evaluation report's figures, one value each (``flat_metrics`` names them)."""
+    from chest_xray.evaluation.metrics import flat_metrics
+
+    now = int(time.time() * 1000)
+    return [
+        Metric(key=key, value=value, timestamp=now, step=0)
+        for key, value in flat_metrics(report).items()
+    ]
+
+
+METRIC_READERS: dict[MetricKind, Callable[[Any], list[Metric]]] = {
+    "history": history_metrics,
+    "evaluation_report": evaluation_report_metrics,
+}
+
+
+def local_file(dataset: AbstractDataset) -> Path | None:
+    """The local file a file-based dataset reads (its current version), else None."""
+    if getattr(dataset, "_protocol", "file") not in {"file", None}:
+        return None
+    if isinstance(dataset, AbstractVersionedDataset):
+        return Path(str(dataset._get_load_path()))
+    filepath = getattr(dataset, "_filepath", None)
+    return None if filepath is None else Path(str(filepath))
+
+
+def data_fingerprint(digests: dict[str, str]) -> str:
+    """The run's data fingerprint: MLflow's digest of its input (``name:digest,...`` if several)."""
+    if len(digests) == 1:
+        return next(iter(digests.values()))
+    return ",".join(f"{name}:{digest}" for name, digest in sorted(digests.items()))
+
+
+# ------------------------------------------------------------------- the hooks
+
+
+class RunContentHooks:
+    """Name, tags, typed parameters and the catalog-declared content of the active run."""
+
+    def __init__(self) -> None:
+        self._run_id: str | None = None
+        self._catalog: CatalogProtocol | None = None
+        self._declared: dict[str, Declaration] = {}
+        self._inputs: dict[str, str] = {}  # lineage logged in this run: name -> digest
+
+    def _reset(self) -> None:
+        self._run_id, self._catalog, self._declared, self._inputs = None, None, {}, {}
+
+    # ------------------------------------------------------------------ run start
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: CatalogProtocol
+    ) -> None:
+        self._reset()
+        run = mlflow.active_run()
+        if run is None:  # tracking disabled for this pipeline
+            _stop_artifact_logging(catalog, pipeline.datasets())
+            return
+        self._run_id = run.info.run_id
+        self._catalog = catalog
+        self._declared = _declarations(catalog, pipeline.datasets())
+        client = MlflowClient()
+        names = run_params.get("pipeline_names")
+        if run.info.run_name == kedro_mlflow_run_name(names):  # not named in mlflow.yml
+            client.update_run(self._run_id, name=run_name(names, self._run_id))
+        tags: dict[str, str] = {}
+        with best_effort("git tags"):
+            tags |= git_tags(run_params["project_path"])
+        if any(declaration.model for declaration in self._declared.values()):
+            with best_effort("Keras device tags"):
+                tags |= keras_tags()
+        client.log_batch(self._run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
+    # ---------------------------------------------------------------------- nodes
+
+    @hook_impl
+    def before_node_run(self, inputs: dict[str, Any]) -> None:
+        """Typed parameters field by field (``training.model.dropout``)."""
+        run_id = self._run_id
+        if run_id is None:
+            return
+        params: dict[str, Any] = {}
+        for name, value in inputs.items():
+            if name.startswith("params:") and isinstance(value, BaseModel):
+                group = name.removeprefix("params:")
+                params |= flatten(value.model_dump(mode="json"), prefix=group)
+        if params:
+            with best_effort("logging parameters"):
+                MlflowClient().log_batch(
+                    run_id,
+                    params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()],
+                )
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        run_id, declaration = self._run_id, self._declared.get(dataset_name)
+        if run_id is None or declaration is None or declaration.input is None:
+            return
+        with best_effort(f"logging the lineage of {dataset_name}"):
+            self._log_input(run_id, dataset_name, data, declaration.input, loaded=True)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        run_id, declaration = self._run_id, self._declared.get(dataset_name)
+        if run_id is None or declaration is None:
+            return
+        if declaration.metrics is not None:
+            with best_effort(f"logging the metrics of {dataset_name}"):
+                metrics = METRIC_READERS[declaration.metrics](data)
+                MlflowClient().log_batch(run_id, metrics=metrics, synchronous=True)
+        if declaration.model is not None:
+            with best_effort(f"logging the model {dataset_name}"):
+                self._require_active()
+                info = log_keras_model(data, name=dataset_name)
+                logger.info("Logged the model to MLflow as %s", info.model_uri)
+        if declaration.input is not None:
+            with best_effort(f"logging the lineage of {dataset_name}"):
+                self._log_input(run_id, dataset_name, data, declaration.input, loaded=False)
+
+    def _require_active(self) -> None:
+        """The fluent API (models, inputs) writes to this thread's active run: ours."""
+        run = mlflow.active_run()
+        if run is None or run.info.run_id != self._run_id:
+            raise RuntimeError(f"MLflow run {self._run_id} is not active in this thread")
+
+    def _log_input(self, run_id: str, name: str, data: Any, context: str, *, loaded: bool) -> None:
+        """MLflow dataset input + the data_fingerprint tag, once per run.
+
+        Its digest is MLflow's, of the data as stored: a saved frame is read back,
+        so the run that writes a file and the runs that read it agree. A run that
+        only reads an ``MlflowArtifactDataset`` also gets a copy of the file.
+        """
+        if name in self._inputs or self._catalog is None:
+            return
+        self._require_active()
+        import pandas as pd
+
+        dataset = self._catalog.get(name)
+        if dataset is None:
+            return
+        if not loaded:
+            data = dataset.load()
+        if not isinstance(data, pd.DataFrame):
+            raise TypeError(f"lineage needs a pandas DataFrame, {name} is {type(data).__name__}")
+        path = local_file(dataset)
+        source = str(path.resolve()) if path is not None else None
+        with warnings.catch_warnings():
+            # MLflow's own noise: it registers the same local source for the "" and "file"
+            # schemes (so a path "can be interpreted in multiple ways"), and its digest calls
+            # a pandas API that pandas 4 changes.
+            warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+            warnings.filterwarnings("ignore", "Starting with pandas version 4.0")
+            lineage = from_pandas(data, source=source, name=name)  # type: ignore[arg-type]
+        mlflow.log_input(lineage, context=context)
+        self._inputs[name] = lineage.digest
+        client = MlflowClient()
+        client.set_tag(run_id, TAG_DATA_FINGERPRINT, data_fingerprint(self._inputs))
+        if loaded and path is not None and is_artifact_dataset(dataset):
+            client.log_artifact(run_id, str(path), getattr(dataset, "artifact_path", None))
+
+    # -------------------------------------------------------------------- run end
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._reset()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._reset()
+
+
+def _declarations(catalog: CatalogProtocol, names: Iterable[str]) -> dict[str, Declaration]:
+    """``metadata.mlflow`` of the run's datasets (factory entries resolved here)."""
+    declared = {}
+    for name in sorted(names):
+        try:
+            declaration = declaration_of(catalog.get(name))
+        except ValidationError as err:
+            logger.warning(
+                "MLflow: metadata.mlflow of catalog entry %r is not understood, so none "
+                "of it is logged: %s",
+                name,
+                err,
+            )
+            continue
+        if declaration is not None:
+            declared[name] = declaration
+    return declared
+
+
+def _stop_artifact_logging(catalog: CatalogProtocol, names: Iterable[str]) -> None:
+    """Tracking disabled: no ``MlflowArtifactDataset`` of the run may log (and so start a run).
+
+    kedro-mlflow switches off the datasets already in the catalog, but one made
+    from a dataset factory (``{name}_plot``) only exists once the runner resolves
+    it, after ``before_pipeline_run``: resolve the run's datasets here first.
+    (kedro-mlflow switches logging back on after the run.)
+    """
+    for name in names:
+        dataset = catalog.get(name)
+        if is_artifact_dataset(dataset):
+            dataset._logging_activated = False  # type: ignore[union-attr]

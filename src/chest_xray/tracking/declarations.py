@@ -1,0 +1,71 @@
+"""What the catalog says to track (``conf/base/catalog.yml``); no dataset is named here.
+
+Two ways, both on the catalog entry:
+
+- a file is logged as an artifact by wrapping its dataset in kedro-mlflow's
+  ``kedro_mlflow.io.artifacts.MlflowArtifactDataset`` (``artifact_path:``
+  chooses the folder in the run);
+- what a file cannot say by itself is declared under ``metadata: mlflow:`` and
+  logged by ``RunContentHooks``::
+
+      metadata:
+        mlflow:
+          metrics: history            # per-epoch Keras history: step = epoch
+          metrics: evaluation_report  # test_* / test_tuned_* / validation_* values
+          model: keras                # the model, MLflow Keras flavour, named as the dataset
+          input: split                # lineage: mlflow.log_input, context "split"
+
+A key or value not listed here is reported (a warning naming the dataset) when
+a run starts, never ignored in silence.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from kedro.io import AbstractDataset
+from kedro_mlflow.io.artifacts.mlflow_artifact_dataset import (
+    _is_instance_mlflow_artifact_dataset,
+)
+from pydantic import BaseModel, ConfigDict
+
+METADATA_KEY = "mlflow"
+
+MetricKind = Literal["history", "evaluation_report"]
+ModelFlavour = Literal["keras"]
+
+
+class Declaration(BaseModel):
+    """``metadata.mlflow`` of one catalog entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metrics: MetricKind | None = None
+    model: ModelFlavour | None = None
+    input: str | None = None  # the MLflow dataset context, e.g. "split"
+
+
+def declaration_of(dataset: AbstractDataset | None) -> Declaration | None:
+    """The dataset's ``metadata.mlflow``, validated; None when it has none.
+
+    Raises pydantic's ``ValidationError`` for an unknown key or value.
+    """
+    metadata: Any = getattr(dataset, "metadata", None) or {}
+    declared = metadata.get(METADATA_KEY) if isinstance(metadata, dict) else None
+    if declared is None:
+        return None
+    return Declaration.model_validate(declared)
+
+
+def is_artifact_dataset(dataset: AbstractDataset | None) -> bool:
+    """Wrapped in ``MlflowArtifactDataset``: its file is logged when saved.
+
+    kedro-mlflow builds the wrapper class per dataset type (it subclasses the
+    wrapped dataset), so ``isinstance`` cannot tell: this is kedro-mlflow's own test.
+    """
+    return dataset is not None and _is_instance_mlflow_artifact_dataset(dataset)
+
+
+def is_tracked(dataset: AbstractDataset | None) -> bool:
+    """Logged to MLflow one way or the other (the catalog guard test relies on this)."""
+    return is_artifact_dataset(dataset) or declaration_of(dataset) is not None

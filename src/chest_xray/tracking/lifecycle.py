@@ -1,0 +1,177 @@
+"""How a tracked run starts and ends: never left RUNNING, whatever stops it.
+
+kedro-mlflow (registered through its entry point) opens the run in
+``before_pipeline_run`` and ends it in ``after_pipeline_run`` /
+``on_pipeline_error``. Plugins are registered after the project's hooks, so
+pluggy calls kedro-mlflow's first: the run already exists in our
+``before_pipeline_run`` and is already ended in our ``on_pipeline_error``.
+``RunLifecycleHooks`` adds:
+
+- a health check of an http(s) tracking server before kedro-mlflow connects;
+- ``host``/``pid`` tags, and KILLED for this host's runs whose process is gone;
+- SIGTERM as an exception (``TerminatedBySignalError``), so Kedro's error hooks
+  run and the run ends FAILED with its error and traceback;
+- KILLED for a run interrupted before the pipeline ended (Ctrl-C, ``sys.exit``);
+- the run ended in-process, so a notebook or test session starts clean.
+
+The SIGTERM handler and the ``atexit`` handler exist only while a tracked run
+is active: installed in ``before_pipeline_run``, removed when the run ends.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import signal
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import mlflow
+from kedro.framework.context import KedroContext
+from kedro.framework.hooks import hook_impl
+from mlflow.entities import RunStatus
+from mlflow.tracking import MlflowClient
+
+from chest_xray.tracking.best_effort import best_effort
+from chest_xray.tracking.identity import MAX_TAG_LENGTH, TAG_END_REASON, TAG_ERROR, process_tags
+from chest_xray.tracking.server_check import check_tracking_server, configured_tracking_uri
+from chest_xray.tracking.stale_runs import close_stale_runs
+
+logger = logging.getLogger(__name__)
+
+
+class TerminatedBySignalError(Exception):
+    """SIGTERM as an ordinary exception, so Kedro's ``on_pipeline_error`` hooks run."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"Received {signal.Signals(signum).name}: the run was stopped")
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise TerminatedBySignalError(signum)
+
+
+def raise_on_sigterm() -> Callable[[], None]:
+    """Turn SIGTERM into ``TerminatedBySignalError`` until the returned undo is called.
+
+    Only the main thread may set handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+    return restore
+
+
+class RunLifecycleHooks:
+    """Start checks, process tags, stale runs; an end status for every way a run stops.
+
+    Every hook is a no-op when no run is active (tracking disabled for the
+    pipeline, e.g. ``--env=no_tracking``).
+    """
+
+    def __init__(self) -> None:
+        self._run_id: str | None = None
+        self._restore_sigterm: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ run start
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: KedroContext) -> None:
+        """Before kedro-mlflow connects: close a run this process left open, check the server."""
+        self._close_interrupted_run()
+        check_tracking_server(configured_tracking_uri(context))
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        run = mlflow.active_run()
+        if run is None:  # tracking disabled for this pipeline
+            _forget_kedro_mlflow_run()
+            return
+        self._run_id = run.info.run_id
+        mlflow.set_tags(process_tags())
+        with best_effort("closing stale runs"):
+            close_stale_runs(MlflowClient(), run.info.experiment_id, self._run_id)
+        self._install_handlers()
+
+    def _install_handlers(self) -> None:
+        # Registered after MLflow's own atexit (at its import), so it runs first (LIFO):
+        # MLflow's would end an interrupted run (KeyboardInterrupt, sys.exit) FINISHED.
+        atexit.register(self._close_interrupted_run)
+        self._restore_sigterm = raise_on_sigterm()
+
+    def _remove_handlers(self) -> None:
+        atexit.unregister(self._close_interrupted_run)
+        if self._restore_sigterm is not None:
+            self._restore_sigterm()
+            self._restore_sigterm = None
+
+    # -------------------------------------------------------------------- run end
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        """kedro-mlflow has ended its run; end any other left active in-process."""
+        self._remove_handlers()
+        self._run_id = None
+        _end_runs("FINISHED")
+        _forget_kedro_mlflow_run()
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception) -> None:
+        """kedro-mlflow has ended the run FAILED: say why, as a tag and a traceback."""
+        self._remove_handlers()
+        run_id, self._run_id = self._run_id, None
+        if run_id is not None:
+            with best_effort("recording the error"):
+                client = MlflowClient()
+                message = f"{type(error).__name__}: {error}"
+                client.set_tag(run_id, TAG_ERROR, message[:MAX_TAG_LENGTH])
+                client.log_text(
+                    run_id, "".join(traceback.format_exception(error)), "error/traceback.txt"
+                )
+                if client.get_run(run_id).info.status == "RUNNING":
+                    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+        _end_runs("FAILED")
+        _forget_kedro_mlflow_run()
+
+    def _close_interrupted_run(self) -> None:
+        """A run whose pipeline neither finished nor failed (KeyboardInterrupt): KILLED."""
+        self._remove_handlers()
+        run_id, self._run_id = self._run_id, None
+        if run_id is None:
+            return
+        with best_effort("closing an interrupted run"):
+            client = MlflowClient()
+            client.set_tag(run_id, TAG_END_REASON, "interrupted before the pipeline ended")
+            _end_runs("KILLED")
+            client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        _forget_kedro_mlflow_run()
+
+
+def _forget_kedro_mlflow_run() -> None:
+    """Clear kedro-mlflow's memory of the last run.
+
+    kedro-mlflow's hook is one instance per process (``mlflow_hook``), and it
+    keeps the last run's id: its ``before_node_run`` reopens ``run_id`` whenever
+    it is set, and only a tracked ``before_pipeline_run`` sets it again. So a
+    later session in the same process (a notebook, the tests) with tracking
+    disabled would log into the previous run, or fail to find it in another
+    store. The ``kedro run`` CLI (one run per process) does not need this.
+    """
+    with contextlib.suppress(ImportError):
+        from kedro_mlflow.framework.hooks.mlflow_hook import mlflow_hook
+
+        mlflow_hook.run_id = None
+
+
+def _end_runs(status: str) -> None:
+    while (run := mlflow.active_run()) is not None:
+        logger.debug("Ending MLflow run %s as %s", run.info.run_id, status)
+        mlflow.end_run(status)

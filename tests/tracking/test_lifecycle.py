@@ -1,0 +1,308 @@
+"""How tracked runs start and end (RunLifecycleHooks): failures, signals, kills, no tracking."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from chest_xray.tools.demo_data import DemoDatasetFacts
+from chest_xray.tracking import lifecycle
+from chest_xray.tracking.lifecycle import (
+    RunLifecycleHooks,
+    TerminatedBySignalError,
+    raise_on_sigterm,
+)
+from chest_xray.tracking.server_check import TrackingServerUnreachableError, check_tracking_server
+from chest_xray.tracking.stale_runs import process_is_gone
+from tests.tracking.conftest import Tracked
+from tests.tracking.support import (
+    EXPERIMENT,
+    artifact_paths,
+    closed_port,
+    kedro_run,
+    new_project,
+    newest_run,
+    read_artifact,
+    sqlite_uri,
+)
+
+slow = pytest.mark.slow
+
+
+# ------------------------------------------------------------ runs that do not finish
+
+
+@slow
+def test_a_failed_run_is_failed_with_its_error(
+    kedro_project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(kedro_project))
+    missing = tmp_path / "no-such-download"
+    with pytest.raises(Exception) as raised:
+        kedro_run(
+            kedro_project, params={"raw_root": str(missing)}, pipeline_names=["data_processing"]
+        )
+    client = MlflowClient(sqlite_uri(kedro_project))
+    run = newest_run(client)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"].startswith(type(raised.value).__name__)
+    assert str(missing) in run.data.tags["error"]
+    traceback = read_artifact(client, run.info.run_id, "error/traceback.txt", tmp_path)
+    assert b"Traceback" in traceback
+    assert mlflow.active_run() is None
+    assert signal.getsignal(signal.SIGTERM) is not lifecycle._raise_terminated
+
+
+@slow
+def test_sigterm_fails_the_run_and_a_killed_run_is_closed_at_next_start(
+    tracked: Tracked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = new_project(tmp_path, data_from=tracked.project)
+    monkeypatch.chdir(project)
+    uri = sqlite_uri(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(uri)
+    env = {**os.environ, "COLUMNS": "200", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    # 1. SIGTERM during training: a real `kedro run`, stopped after its first epoch.
+    log = tmp_path / "kedro.log"
+    checkpoints = project / "data/06_models/checkpoints"
+    kedro = Path(sys.executable).with_name("kedro")
+    command = [str(kedro), "run", "--env=demo", "--pipelines=training"]
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*command, "--params=training.epochs=50"], cwd=project, env=env, stdout=out, stderr=out
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while not (checkpoints.exists() and any(checkpoints.iterdir())):
+                assert proc.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) != 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    run = newest_run(client)
+    assert run.info.status == "FAILED", log.read_text()[-3000:]
+    assert run.data.tags["error"].startswith("TerminatedBySignalError: Received SIGTERM")
+    assert run.data.tags["pid"] == str(proc.pid)
+    assert "error/traceback.txt" in artifact_paths(client, run.info.run_id)
+
+    # 2. SIGKILL leaves no chance to close a run: it stays RUNNING...
+    script = (
+        "import os, signal, mlflow\n"
+        "from chest_xray.tracking.identity import process_tags\n"
+        f"mlflow.set_experiment({EXPERIMENT!r})\n"
+        "run = mlflow.start_run(tags=process_tags())\n"
+        "print(run.info.run_id, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    killed_id = killed.stdout.strip().splitlines()[-1]
+    assert client.get_run(killed_id).info.status == "RUNNING"
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    elsewhere = client.create_run(experiment_id, tags={"host": "another-host", "pid": "1"})
+
+    # ...until the next tracked run on this host marks it KILLED (a cheap one: a plot).
+    kedro_run(project, pipeline_names=["training"], node_names=["plot_training_curves"])
+    closed = client.get_run(killed_id)
+    assert closed.info.status == "KILLED"
+    assert "ended without closing the run" in closed.data.tags["end_reason"]
+    assert client.get_run(elsewhere.info.run_id).info.status == "RUNNING"  # not ours to judge
+    assert newest_run(client).info.status == "FINISHED"
+
+
+# -------------------------------------------------------- tracking off, server down
+
+
+@slow
+def test_no_tracking_environment_runs_and_logs_nothing(
+    tracked: Tracked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = new_project(tmp_path, data_from=tracked.project)
+    monkeypatch.chdir(project)
+    (project / "data/08_reporting/test_metrics.json").unlink()
+    # Not even an unreachable team server in the environment blocks it.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
+    kedro_run(project, env="no_tracking", pipeline_names=["evaluation"])
+    assert (project / "data/08_reporting/test_metrics.json").exists()
+    assert (project / "data/08_reporting/roc_curve.png").exists()  # saved, not logged
+    client = MlflowClient(sqlite_uri(project))
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    assert client.search_runs(experiments) == []
+    assert not any(p.is_file() for p in (project / "mlruns").rglob("*"))
+    assert mlflow.active_run() is None
+
+
+@slow
+def test_an_unreachable_server_stops_the_run_before_any_work(
+    kedro_project: Path, monkeypatch: pytest.MonkeyPatch, demo_dataset: DemoDatasetFacts
+) -> None:
+    uri = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    started = time.monotonic()
+    with pytest.raises(TrackingServerUnreachableError, match=re.escape(uri)):
+        kedro_run(
+            kedro_project,
+            params={"raw_root": str(demo_dataset.root)},
+            pipeline_names=["data_processing"],
+        )
+    assert time.monotonic() - started < 30
+    assert not (kedro_project / "data").exists()
+
+
+# -------------------------------------------------------------------- the pieces
+
+
+class _NotFound(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_health_check_fails_fast_only_when_nothing_answers() -> None:
+    uri = f"http://127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    with pytest.raises(TrackingServerUnreachableError, match=re.escape(uri)):
+        check_tracking_server(uri, timeout=2)
+    assert time.monotonic() - started < 5
+
+    server = HTTPServer(("127.0.0.1", 0), _NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:  # any HTTP answer (here 404) means a server is there
+        check_tracking_server(f"http://127.0.0.1:{server.server_port}", timeout=2)
+    finally:
+        server.shutdown()
+        server.server_close()
+    for local in ["sqlite:///mlflow.db", "file:///tmp/mlruns", None]:
+        check_tracking_server(local)
+
+
+def test_sigterm_becomes_an_exception_until_restored() -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    restore = raise_on_sigterm()
+    try:
+        assert signal.getsignal(signal.SIGTERM) is lifecycle._raise_terminated
+        with pytest.raises(TerminatedBySignalError, match="SIGTERM"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs at the next bytecode
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_a_process_is_gone_when_dead_or_younger_than_the_run() -> None:
+    now_ms = int(time.time() * 1000)
+    assert not process_is_gone(os.getpid(), now_ms)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert process_is_gone(int(child.stdout), now_ms)
+    if Path("/proc/self/stat").exists():  # pid reuse: this process is younger than the run
+        assert process_is_gone(os.getpid(), run_started_ms=0)
+
+
+class _Atexit:
+    """Stands in for the ``atexit`` module: what is registered now."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[], None]] = []
+
+    def register(self, callback: Callable[[], None]) -> None:
+        self.callbacks.append(callback)
+
+    def unregister(self, callback: Callable[[], None]) -> None:
+        self.callbacks = [c for c in self.callbacks if c != callback]
+
+
+@pytest.fixture
+def tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh sqlite store as MLflow's tracking URI, with the experiment; the run ended after."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    MlflowClient(uri).create_experiment(EXPERIMENT)
+    mlflow.set_experiment(EXPERIMENT)
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.mark.parametrize("end", ["finished", "failed"])
+def test_exit_and_sigterm_handlers_exist_only_while_a_run_is_active(
+    end: str, tracking_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exits = _Atexit()
+    monkeypatch.setattr(lifecycle, "atexit", exits)
+    previous = signal.getsignal(signal.SIGTERM)
+    hooks = RunLifecycleHooks()
+    assert exits.callbacks == [] and signal.getsignal(signal.SIGTERM) == previous
+
+    hooks.before_pipeline_run()  # tracking disabled: no run
+    assert exits.callbacks == [] and signal.getsignal(signal.SIGTERM) == previous
+
+    run = mlflow.start_run()  # as kedro-mlflow does before our before_pipeline_run
+    hooks.before_pipeline_run()
+    assert exits.callbacks == [hooks._close_interrupted_run]
+    assert signal.getsignal(signal.SIGTERM) is lifecycle._raise_terminated
+
+    if end == "finished":
+        hooks.after_pipeline_run()
+    else:
+        hooks.on_pipeline_error(error=RuntimeError("boom"))
+    assert exits.callbacks == [] and signal.getsignal(signal.SIGTERM) == previous
+    assert mlflow.active_run() is None
+    assert MlflowClient(tracking_store).get_run(run.info.run_id).info.status == end.upper()
+
+
+def test_an_interrupted_run_is_closed_as_killed(
+    tracking_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KeyboardInterrupt skips Kedro's pipeline hooks, and MLflow's atexit would end the
+    run FINISHED: the hooks' own atexit (and the next session) end it KILLED."""
+    exits = _Atexit()
+    monkeypatch.setattr(lifecycle, "atexit", exits)
+    previous = signal.getsignal(signal.SIGTERM)
+    hooks = RunLifecycleHooks()
+    run = mlflow.start_run(run_name="training")  # as kedro-mlflow
+    hooks.before_pipeline_run()
+    # ... interrupted: neither after_pipeline_run nor on_pipeline_error is called.
+    (at_exit,) = exits.callbacks
+    at_exit()
+    assert mlflow.active_run() is None
+    assert exits.callbacks == [] and signal.getsignal(signal.SIGTERM) == previous
+    closed = MlflowClient(tracking_store).get_run(run.info.run_id)
+    assert closed.info.status == "KILLED"
+    assert closed.data.tags["end_reason"] == "interrupted before the pipeline ended"
+    assert closed.data.tags["pid"] == str(os.getpid())
