@@ -76,6 +76,10 @@ class SplitParams(_Params):
     # ``train_test_split(test_size=0.2, random_state=2)``, unstratified.
     strategy: Literal["patient", "stratified", "random"] = "patient"
     seed: int = 2
+    # A TEST image with the same bytes as a TRAIN image is a leak: ``drop`` it from
+    # TEST (listed in dropped_items and duplicate_images) or ``stop`` the run. Copies
+    # within TRAIN always stay together on one side of the split.
+    duplicates: Literal["drop", "stop"] = "drop"
 
 
 # ----------------------------------------------------------------------- training

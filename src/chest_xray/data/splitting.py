@@ -1,4 +1,13 @@
-"""Hold out a validation split from TRAIN: stratified, seeded, patient-aware by default."""
+"""Hold out a validation split from TRAIN: stratified, seeded, patient-aware by default, and
+never with the same image (same bytes) on two sides.
+
+The real dataset holds exact duplicate files under different names. A copy in
+TRAIN and one in TEST is a leak that inflates the test metrics; copies within
+TRAIN split between train and validation inflate validation. So copies are
+grouped by the SHA-256 of their source bytes (recorded by preprocessing): a
+TEST copy of a TRAIN image is dropped (or the run stops, ``split.duplicates``),
+and copies within TRAIN go to the same side, with their patients.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,9 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 Strategy = Literal["patient", "stratified", "random"]
+DuplicateAction = Literal["drop", "stop"]
 MANIFEST_COLUMNS = ["image_id", "split", "label", "patient_id", "file_name", "label_1", "label_2"]
+DUPLICATE_COLUMNS = ["source_sha256", "image_id", "split", "action"]
 
 
 class SplitError(ValueError):
@@ -49,23 +60,96 @@ def validation_mask(
 
 
 def make_manifest(
-    index: pd.DataFrame, *, fraction: float, strategy: Strategy, seed: int
-) -> pd.DataFrame:
-    """One row per usable image with its final split: train, validation or test."""
+    index: pd.DataFrame,
+    *,
+    fraction: float,
+    strategy: Strategy,
+    seed: int,
+    digests: pd.Series | None = None,
+    duplicates: DuplicateAction = "drop",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per usable image with its final split (train, validation or test), and the
+    report of exact duplicates (``DUPLICATE_COLUMNS``: one row per copy, what was done).
+
+    ``digests`` maps image_id -> SHA-256 of the source bytes; without it no
+    duplicate can be seen.
+    """
     index = index.sort_values("image_id").reset_index(drop=True)
-    manifest = index.copy()
-    train = (index["split"] == "train").to_numpy()
-    if train.any():
-        held_out = validation_mask(
-            index.loc[train, "label"],
-            index.loc[train, "patient_id"],
-            fraction=fraction,
-            strategy=strategy,
-            seed=seed,
+    sha = index["image_id"].map(digests) if digests is not None else pd.Series(dtype=str)
+    sha = sha.reindex(index.index).fillna("").astype(str)
+    copies = sha.ne("") & sha.duplicated(keep=False)
+    leaked = copies & index["split"].eq("test") & sha.isin(sha[index["split"].eq("train")])
+    if leaked.any() and duplicates == "stop":
+        examples = index.loc[leaked, "image_id"].head(5).tolist()
+        raise SplitError(
+            f"{int(leaked.sum())} TEST image(s) have the same bytes as a TRAIN image, e.g. "
+            f"{examples}: a leak. Remove them, or set split.duplicates: drop"
         )
-        manifest.loc[np.flatnonzero(train)[held_out], "split"] = "validation"
+    manifest = index.loc[~leaked].copy()
+    train = (manifest["split"] == "train").to_numpy()
+    if train.any():
+        rows = manifest.loc[train]
+        patients = _connected(rows["patient_id"], sha[rows.index].where(copies[rows.index], ""))
+        held_out = validation_mask(
+            rows["label"], patients, fraction=fraction, strategy=strategy, seed=seed
+        )
+        if strategy != "patient":  # copies follow the first of them to its side
+            same = sha[rows.index].where(sha[rows.index] != "", rows["image_id"])
+            held_out = pd.Series(held_out, index=rows.index).groupby(same).transform("first")
+            held_out = held_out.to_numpy(dtype=bool)
+        manifest.loc[rows.index[held_out], "split"] = "validation"
     check_both_classes(manifest, ("train", "validation"))
-    return manifest[MANIFEST_COLUMNS]
+    report = _duplicate_report(index, manifest, sha, copies, leaked)
+    return manifest[MANIFEST_COLUMNS].reset_index(drop=True), report
+
+
+def _connected(patients: pd.Series, sha: pd.Series) -> pd.Series:
+    """A group per row: rows sharing a patient or a source digest end up in one group.
+
+    A patient linked to no copy keeps its own id as its group, so a dataset
+    without copies is split exactly as by patient alone.
+    """
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        while parent.setdefault(node, node) != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for patient, digest in zip(patients, sha, strict=True):
+        if digest:
+            parent[root(f"p:{patient}")] = root(f"d:{digest}")
+    return pd.Series(
+        [root(f"p:{patient}").removeprefix("p:") for patient in patients], index=patients.index
+    )
+
+
+def _duplicate_report(
+    index: pd.DataFrame,
+    manifest: pd.DataFrame,
+    sha: pd.Series,
+    copies: pd.Series,
+    leaked: pd.Series,
+) -> pd.DataFrame:
+    final = manifest["split"].reindex(index.index)
+    first_train = index.loc[index["split"].eq("train")].groupby(sha)["image_id"].first()
+    actions = []
+    for row in index.loc[copies].itertuples():
+        if leaked[row.Index]:
+            actions.append(f"dropped from test: same bytes as {first_train[sha[row.Index]]}")
+        else:
+            actions.append(f"kept in {final[row.Index]} with its copies")
+    report = pd.DataFrame(
+        {
+            "source_sha256": sha[copies],
+            "image_id": index.loc[copies, "image_id"],
+            "split": index.loc[copies, "split"],
+            "action": actions,
+        },
+        columns=DUPLICATE_COLUMNS,
+    )
+    return report.sort_values(["source_sha256", "image_id"]).reset_index(drop=True)
 
 
 def check_both_classes(manifest: pd.DataFrame, splits: tuple[str, ...]) -> None:

@@ -121,33 +121,52 @@ def preprocess_images(
 
 def split_dataset(
     image_index: pd.DataFrame, preprocessing_log: pd.DataFrame, params: SplitParams
-) -> pd.DataFrame:
-    """Split manifest: every usable image with its split (train / validation / test)."""
-    usable = preprocessing_log.loc[preprocessing_log["status"] == "ok", "image_id"]
-    manifest = make_manifest(
-        image_index[image_index["image_id"].isin(usable)],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split manifest: every usable image with its split (train / validation / test); and
+    the exact duplicates (same source bytes) found, with what was done with each copy."""
+    ok = preprocessing_log[preprocessing_log["status"] == "ok"]
+    manifest, duplicates = make_manifest(
+        image_index[image_index["image_id"].isin(ok["image_id"])],
         fraction=params.validation_fraction,
         strategy=params.strategy,
         seed=params.seed,
+        digests=ok.set_index("image_id")["source_sha256"],
+        duplicates=params.duplicates,
     )
+    if len(duplicates):
+        dropped = duplicates["action"].str.startswith("dropped")
+        logger.warning(
+            "%d image(s) are exact copies of another (same bytes): %d TEST copies of TRAIN "
+            "images dropped, the others kept on one side of the split (duplicate_images)",
+            len(duplicates),
+            int(dropped.sum()),
+        )
     table = manifest.groupby(["split", "label"]).size().unstack(fill_value=0)
     logger.info("Split (%s, seed %d):\n%s", params.strategy, params.seed, table)
-    return manifest
+    return manifest, duplicates
 
 
 def report_dropped_items(
-    unmatched_items: pd.DataFrame, image_index: pd.DataFrame, preprocessing_log: pd.DataFrame
+    unmatched_items: pd.DataFrame,
+    image_index: pd.DataFrame,
+    preprocessing_log: pd.DataFrame,
+    duplicate_images: pd.DataFrame,
 ) -> pd.DataFrame:
     """Everything left out of the dataset, with the reason: one report to audit.
 
-    Unmatched files and rows (from the join) plus images that did not decode.
+    Unmatched files and rows (from the join), images that did not decode, and
+    TEST copies of TRAIN images (a leak) dropped by the split.
     """
     skipped = preprocessing_log[preprocessing_log["status"] != "ok"]
     unreadable = image_index.merge(skipped[["image_id", "reason"]], on="image_id")
     unreadable = unreadable.assign(reason="unreadable image: " + unreadable["reason"])
+    leaks = duplicate_images[duplicate_images["action"].str.startswith("dropped")]
+    leaked = image_index.merge(leaks[["image_id", "action"]], on="image_id")
+    leaked = leaked.assign(reason="exact duplicate, " + leaked["action"])
     report = pd.concat(
-        [unmatched_items[DROPPED_COLUMNS], unreadable[DROPPED_COLUMNS]], ignore_index=True
+        [unmatched_items[DROPPED_COLUMNS], unreadable[DROPPED_COLUMNS], leaked[DROPPED_COLUMNS]],
+        ignore_index=True,
     )
-    counts = report["reason"].str.split(":").str[0].value_counts().to_dict()
+    counts = report["reason"].str.split(r"[:,]").str[0].value_counts().to_dict()
     logger.info("Dropped %d item(s) in all: %s", len(report), counts)
     return report

@@ -1,4 +1,4 @@
-"""data_processing: join -> (summary | preprocess -> (dropped-items report | split))."""
+"""data_processing: join -> (summary | preprocess -> split -> dropped-items report)."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -42,14 +42,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=report_dropped_items,
-                inputs=["unmatched_items", "image_index", "preprocessing_log"],
+                inputs=["unmatched_items", "image_index", "preprocessing_log", "duplicate_images"],
                 outputs="dropped_items",
                 name="report_dropped_items",
             ),
             Node(
                 func=split_dataset,
                 inputs=["image_index", "preprocessing_log", "params:split"],
-                outputs="split_manifest",
+                outputs=["split_manifest", "duplicate_images"],
                 name="split_dataset",
             ),
         ],
