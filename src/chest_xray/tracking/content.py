@@ -143,17 +143,19 @@ class RunContentHooks:
         self._run_id = run.info.run_id
         self._catalog = catalog
         self._declared = _declarations(catalog, pipeline.datasets())
-        client = MlflowClient()
+        client, run_id = MlflowClient(), run.info.run_id
         names = run_params.get("pipeline_names")
         if run.info.run_name == kedro_mlflow_run_name(names):  # not named in mlflow.yml
-            client.update_run(self._run_id, name=run_name(names, self._run_id))
+            with best_effort("naming the run"):
+                client.update_run(run_id, name=run_name(names, run_id))
         tags: dict[str, str] = {}
         with best_effort("git tags"):
             tags |= git_tags(run_params["project_path"])
         if any(declaration.model for declaration in self._declared.values()):
             with best_effort("Keras device tags"):
                 tags |= keras_tags()
-        client.log_batch(self._run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        with best_effort("tagging the run"):
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     # ---------------------------------------------------------------------- nodes
 

@@ -95,11 +95,14 @@ class RunLifecycleHooks:
         if run is None:  # tracking disabled for this pipeline
             _forget_kedro_mlflow_run()
             return
-        self._run_id = run.info.run_id
-        mlflow.set_tags(process_tags())
-        with best_effort("closing stale runs"):
-            close_stale_runs(MlflowClient(), run.info.experiment_id, self._run_id)
+        self._run_id = run_id = run.info.run_id
         self._install_handlers()
+        client = MlflowClient()
+        with best_effort("process tags"):
+            for key, value in process_tags().items():
+                client.set_tag(run_id, key, value)
+        with best_effort("closing stale runs"):
+            close_stale_runs(client, run.info.experiment_id, run_id)
 
     def _install_handlers(self) -> None:
         # Registered after MLflow's own atexit (at its import), so it runs first (LIFO):
