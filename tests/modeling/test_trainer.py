@@ -270,3 +270,32 @@ def test_set_seeds_makes_keras_randomness_repeatable() -> None:
     second = np.asarray(keras.random.uniform((5,))), np.random.rand(3)
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", ["data", "parameters"])
+def test_a_checkpoint_of_other_data_or_parameters_is_set_aside_not_resumed(
+    data: tuple[np.ndarray, ...],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    change: str,
+) -> None:
+    """Killed after epoch 2, then data_processing on another dataset (or other parameters):
+    before, training resumed at epoch 3 with the first run's weights."""
+    params = _params(tmp_path, epochs=3, model=ModelParams(conv_filters=[4], dense_units=8))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_classifier(*data, params, extra_callbacks=[_Crash(after=2)])
+
+    if change == "data":
+        train_images, train_labels, val_images, val_labels = data
+        other = train_images.copy()
+        other[0, 0, 0, 0] ^= 1  # one pixel of one image
+        data = (other, train_labels, val_images, val_labels)
+    else:
+        params = params.model_copy(update={"optimizer": OptimizerParams(learning_rate=1e-3)})
+    with caplog.at_level(logging.WARNING):
+        _, history = train_classifier(*data, params)
+    assert history["epoch"] == [1, 2, 3]  # started afresh
+    assert f"its {change} differ" in caplog.text
+    (aside,) = tmp_path.glob("backup.stale-*")
+    assert json.loads((aside / "training_metadata.json").read_text())["epoch"] == 2

@@ -8,9 +8,12 @@ TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -50,6 +53,74 @@ def class_weights(labels: np.ndarray, mode: ClassWeight) -> dict[int, float] | N
     return {int(c): float(w) for c, w in zip(present, weights, strict=True)}
 
 
+# What a checkpoint was made from, written beside it: resume only when it matches.
+CHECKPOINT_FINGERPRINT = "chest_xray_fingerprint.json"
+# Parameters that cannot change what is trained (where it is kept, how fast it loads).
+_NOT_FINGERPRINTED = {"checkpoint_dir", "loader_threads"}
+
+
+def checkpoint_fingerprint(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    val_images: np.ndarray,
+    val_labels: np.ndarray,
+    params: TrainingParams,
+) -> dict[str, str]:
+    """The data (every pixel and label, in order), the parameters and the code a run trains
+    with, as short digests: a checkpoint is resumed only by a run with the same three."""
+    import chest_xray
+
+    data = hashlib.sha256()
+    for array in (train_images, train_labels, val_images, val_labels):
+        contiguous = np.ascontiguousarray(array)
+        data.update(f"{contiguous.dtype}{contiguous.shape}".encode())
+        data.update(memoryview(contiguous).cast("B"))
+    settings = params.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)
+    code = f"chest_xray {chest_xray.__version__}, keras {keras.__version__}"
+    return {
+        "data": data.hexdigest()[:16],
+        "parameters": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[
+            :16
+        ],
+        "code": f"{code}, backend {keras.backend.backend()}",
+    }
+
+
+def claim_checkpoint_dir(
+    checkpoint_dir: str, fingerprint: dict[str, str], log: logging.Logger
+) -> bool:
+    """Make ``checkpoint_dir`` this run's; True when it holds this run's own checkpoint.
+
+    A checkpoint written by a run with other data, parameters or code (or by a
+    version that recorded nothing) is not resumed: it is moved aside to
+    ``<dir>.stale-<time>`` with a log line saying why, and training starts fresh.
+    """
+    folder = Path(checkpoint_dir)
+    record = folder / CHECKPOINT_FINGERPRINT
+    if folder.exists() and any(p.name != CHECKPOINT_FINGERPRINT for p in folder.iterdir()):
+        try:
+            found = json.loads(record.read_text())
+        except (OSError, ValueError):
+            found = {}
+        if found == fingerprint:
+            return True
+        differs = [key for key in fingerprint if found.get(key) != fingerprint[key]]
+        aside = folder.with_name(f"{folder.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        folder.rename(aside)
+        log.warning(
+            "Not resuming the checkpoint in %s: its %s differ from this run's (moved to %s); "
+            "training starts at epoch 1",
+            folder,
+            " and ".join(differs) or "origin is unknown",
+            aside,
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(fingerprint, indent=2))
+    tmp.replace(record)
+    return False
+
+
 def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
     train_images: np.ndarray,
     train_labels: np.ndarray,
@@ -64,8 +135,9 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
 
     ``train_images`` / ``val_images`` are (N, H, W, 1) uint8 (the model
     rescales). A killed run resumes from ``params.checkpoint_dir`` at its last
-    finished epoch; that directory is deleted after a successful fit, so it
-    must be dedicated to this run. ``extra_callbacks`` run after the built-in
+    finished epoch, if the checkpoint was made from the same data, parameters
+    and code (``claim_checkpoint_dir``); that directory is deleted after a
+    successful fit, so it must be dedicated to this run. ``extra_callbacks`` run after the built-in
     ones (e.g. for experiment tracking).
 
     The returned model is the trained network without its augmentation layer
@@ -90,6 +162,14 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
             log.info("epochs=0: returning the untrained model")
             return without_augmentation(model), _history_dict(None)
 
+        fingerprint = checkpoint_fingerprint(
+            train_images, train_labels, val_images, val_labels, params
+        )
+        if claim_checkpoint_dir(params.checkpoint_dir, fingerprint, log):
+            log.info(
+                "Resuming from the checkpoint in %s (same data, parameters and code)",
+                params.checkpoint_dir,
+            )
         # With micro-batches, consecutive micro-batches make up one shuffled batch.
         micro = params.micro_batch_size
         train = ImageBatches(train_images, train_labels, micro, shuffle=True, seed=params.seed)
