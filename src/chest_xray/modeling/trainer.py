@@ -74,7 +74,7 @@ def checkpoint_fingerprint(
     for array in (train_images, train_labels, val_images, val_labels):
         contiguous = np.ascontiguousarray(array)
         data.update(f"{contiguous.dtype}{contiguous.shape}".encode())
-        data.update(memoryview(contiguous).cast("B"))
+        data.update(contiguous.data)
     settings = params.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)
     code = f"chest_xray {chest_xray.__version__}, keras {keras.__version__}"
     return {
