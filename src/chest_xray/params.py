@@ -8,7 +8,9 @@ message naming the field. The defaults reproduce the write-up's recipe.
 
 from __future__ import annotations
 
-from typing import Literal
+import difflib
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
@@ -45,7 +47,9 @@ class MetadataParams(_Params):
 class PreprocessingParams(_Params):
     """Grayscale + resize of every joined image to a PNG."""
 
-    image_size: tuple[PositiveInt, PositiveInt] = (300, 300)  # (height, width)
+    # (height, width); one number means a square, so that `--params` can set it (Kedro
+    # splits a --params value on commas: a list cannot be written there).
+    image_size: tuple[PositiveInt, PositiveInt] = (300, 300)
     # ``stretch`` ignores the aspect ratio, as the write-up did; ``pad`` letterboxes
     # with black so anatomy keeps its proportions.
     resize_mode: ResizeMode = "stretch"
@@ -58,6 +62,11 @@ class PreprocessingParams(_Params):
     # Reuse the PNG of an image whose source bytes and settings are unchanged
     # since the last run (per preprocessing_log) instead of decoding it again.
     incremental: bool = True
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _square_from_one_number(cls, value: object) -> object:
+        return (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @property
     def output_settings(self) -> OutputSettings:
@@ -199,3 +208,58 @@ class EvaluationParams(_Params):
     # validation accuracy, ``none`` reports only the fixed threshold.
     validation_threshold: Literal["youden", "accuracy", "none"] = "youden"
     gallery: GalleryParams = GalleryParams()
+
+
+# ------------------------------------------------------------------ runtime parameters
+
+
+class RuntimeParameterError(ValueError):
+    """A ``--params`` key that names nothing, or a value the configuration cannot take."""
+
+
+def check_runtime_params(runtime: Mapping[str, Any], configured: Mapping[str, Any]) -> None:
+    """Refuse ``--params`` that would be silently ignored or fail deep in OmegaConf.
+
+    ``configured`` holds every parameter and global value the configuration
+    defines (without the runtime ones). A key that is in neither (``epochs=3``
+    instead of ``training.epochs=3``) names the nearest known one; a value set
+    inside a list (``preprocessing.image_size.0=0``) says how to set the list.
+    Unknown keys *inside* a group are the typed parameters' business
+    (``extra="forbid"``).
+    """
+    known = sorted(_dotted(configured))
+    for path, value in _dotted(runtime).items():
+        top = path.split(".")[0]
+        if top not in configured:
+            nearest = difflib.get_close_matches(path, known, n=1, cutoff=0.5) or (
+                difflib.get_close_matches(top, list(configured), n=1, cutoff=0.5)
+            )
+            hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
+            raise RuntimeParameterError(
+                f"--params sets {path}={value!r}, but {top!r} is no parameter of this "
+                f"project{hint} (nested values name their group: training.epochs=3)"
+            )
+        node: Any = configured
+        for depth, part in enumerate(path.split(".")):
+            if isinstance(node, list | tuple):
+                parent = ".".join(path.split(".")[:depth])
+                raise RuntimeParameterError(
+                    f"--params sets {path}, inside the list {parent}={list(node)}: set the "
+                    f"whole value instead (preprocessing.image_size=224 means 224x224; for "
+                    f"other lists, conf/local/parameters_<pipeline>.yml)"
+                )
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+
+
+def _dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value:
+            flat.update(_dotted(value, name))
+        else:
+            flat[name] = value
+    return flat

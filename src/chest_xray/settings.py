@@ -5,10 +5,11 @@ import os
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
+from chest_xray.hooks import RuntimeParamsHooks
 from chest_xray.tracking.content import RunContentHooks
 from chest_xray.tracking.lifecycle import RunLifecycleHooks
 
-HOOKS = (RunLifecycleHooks(), RunContentHooks())
+HOOKS = (RuntimeParamsHooks(), RunLifecycleHooks(), RunContentHooks())
 
 # TensorFlow's C++ INFO and WARNING lines, once a node imports Keras (an explicit
 # TF_CPP_MIN_LOG_LEVEL wins). Its few lines logged before absl is initialised ignore this

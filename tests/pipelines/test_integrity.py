@@ -122,3 +122,39 @@ def test_a_test_copy_of_a_train_image_is_dropped_and_reported(
             pipeline_names=["data_processing"],
             runtime_params={"raw_root": str(raw_copy), "split.duplicates": "stop"},
         )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"epochs": 3}, r"'epochs' is no parameter.*did you mean 'training\.epochs'"),
+        ({"preprocesing": {"workers": 1}}, r"'preprocesing'.*did you mean 'preprocessing"),
+        ({"preprocessing.image_size.0": 0}, r"inside the list preprocessing\.image_size"),
+    ],
+)
+def test_a_mistyped_runtime_parameter_stops_the_run_at_start(
+    run_kedro: RunKedro,
+    kedro_project: Path,
+    demo_dataset: DemoDatasetFacts,
+    params: dict,
+    message: str,
+) -> None:
+    """Before, ``--params=epochs=3`` trained the full 60 epochs without a word."""
+    with pytest.raises(ValueError, match=message):
+        run_kedro(runtime_params={"raw_root": str(demo_dataset.root), **params})
+    assert not (kedro_project / "data").exists()  # no node ran
+
+
+def test_one_number_sets_a_square_image_size_from_the_command_line(
+    run_kedro: RunKedro, kedro_project: Path, demo_dataset: DemoDatasetFacts
+) -> None:
+    run_kedro(
+        pipeline_names=["data_processing"],
+        runtime_params={
+            "raw_root": str(demo_dataset.root),
+            "preprocessing.image_size": 40,
+            "preprocessing.workers": 1,
+        },
+    )
+    log = read(kedro_project, "03_primary/preprocessing_log.csv")
+    assert log["settings"].str.contains(" 40x40 ").all()
