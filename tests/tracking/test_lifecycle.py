@@ -100,7 +100,9 @@ def test_sigterm_fails_the_run_and_a_killed_run_is_closed_at_next_start(
                 proc.wait(timeout=30)
     run = newest_run(client)
     assert run.info.status == "FAILED", log.read_text()[-3000:]
-    assert run.data.tags["error"].startswith("TerminatedBySignalError: Received SIGTERM")
+    # (Keras adds context to an exception raised inside a layer call: the type stays.)
+    assert run.data.tags["error"].startswith("TerminatedBySignalError: ")
+    assert "Received SIGTERM" in run.data.tags["error"]
     assert run.data.tags["pid"] == str(proc.pid)
     assert "error/traceback.txt" in artifact_paths(client, run.info.run_id)
 
@@ -217,6 +219,14 @@ def test_sigterm_becomes_an_exception_until_restored() -> None:
     finally:
         restore()
     assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_the_sigterm_exception_survives_keras_adding_context() -> None:
+    """Keras re-raises an exception from a layer call as ``type(e)(message)``."""
+    error = TerminatedBySignalError(signum=signal.SIGTERM)
+    assert str(error) == "Received SIGTERM: the run was stopped"
+    again = type(error)(f"Exception encountered when calling Dense.call().\n\n{error}")
+    assert isinstance(again, TerminatedBySignalError) and "Received SIGTERM" in str(again)
 
 
 def test_a_process_is_gone_when_dead_or_younger_than_the_run() -> None:

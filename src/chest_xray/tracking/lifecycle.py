@@ -44,15 +44,19 @@ logger = logging.getLogger(__name__)
 
 
 class TerminatedBySignalError(Exception):
-    """SIGTERM as an ordinary exception, so Kedro's ``on_pipeline_error`` hooks run."""
+    """SIGTERM as an ordinary exception, so Kedro's ``on_pipeline_error`` hooks run.
 
-    def __init__(self, signum: int) -> None:
+    Constructible from a message alone, as libraries expect of an exception: Keras
+    re-raises one from inside a layer call as ``type(e)(message with context)``.
+    """
+
+    def __init__(self, message: str = "", signum: int = signal.SIGTERM) -> None:
         self.signum = signum
-        super().__init__(f"Received {signal.Signals(signum).name}: the run was stopped")
+        super().__init__(message or f"Received {signal.Signals(signum).name}: the run was stopped")
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
-    raise TerminatedBySignalError(signum)
+    raise TerminatedBySignalError(signum=signum)
 
 
 def raise_on_sigterm() -> Callable[[], None]:
