@@ -158,3 +158,42 @@ def test_one_number_sets_a_square_image_size_from_the_command_line(
     )
     log = read(kedro_project, "03_primary/preprocessing_log.csv")
     assert log["settings"].str.contains(" 40x40 ").all()
+
+
+def test_a_full_disk_during_the_log_write_keeps_the_old_log_and_a_cut_log_is_refused(
+    run_kedro: RunKedro,
+    kedro_project: Path,
+    demo_dataset: DemoDatasetFacts,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, a truncated preprocessing_log.csv gave `--from-nodes=split_dataset` (the
+    README's own example) a smaller manifest without a warning."""
+    from chest_xray.datasets import atomic_files
+
+    params = {"raw_root": str(demo_dataset.root), "preprocessing.workers": 1}
+    run_kedro(pipeline_names=["data_processing"], runtime_params=params)
+    log_file = kedro_project / "data/03_primary/preprocessing_log.csv"
+    whole = log_file.read_bytes()
+
+    real_write = atomic_files.atomic_local_write
+
+    def disk_full_for_the_log(path: str, data: bytes) -> None:
+        if path.endswith("preprocessing_log.csv"):
+            raise atomic_files.DatasetError(f"Cannot write '{path}': No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(atomic_files, "atomic_local_write", disk_full_for_the_log)
+    with pytest.raises(Exception, match="No space left"):
+        run_kedro(
+            pipeline_names=["data_processing"],
+            runtime_params={**params, "preprocessing.incremental": False},
+        )
+    monkeypatch.undo()
+    assert log_file.read_bytes() == whole  # the old log, whole
+
+    lines = whole.splitlines(keepends=True)
+    log_file.write_bytes(b"".join(lines[: len(lines) // 2]))  # damaged outside the project
+    with pytest.raises(ValueError, match=r"preprocessing_log has no row for \d+ of the"):
+        run_kedro(
+            pipeline_names=["data_processing"], runtime_params=params, from_nodes=["split_dataset"]
+        )

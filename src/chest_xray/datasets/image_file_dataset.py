@@ -10,13 +10,13 @@ so an interrupted run never leaves a truncated image that a later run trusts.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
 from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_protocol_and_path
+
+from chest_xray.datasets.atomic_files import atomic_local_write
 
 
 class ImageFileDataset(AbstractDataset[bytes, bytes]):
@@ -58,7 +58,7 @@ class ImageFileDataset(AbstractDataset[bytes, bytes]):
             )
         path = get_filepath_str(self._filepath, self._protocol)
         if self._protocol == "file":
-            _atomic_local_write(path, bytes(data))
+            atomic_local_write(path, bytes(data))
         else:
             with self._fs.open(path, "wb") as handle:
                 handle.write(data)
@@ -68,21 +68,3 @@ class ImageFileDataset(AbstractDataset[bytes, bytes]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "protocol": self._protocol}
-
-
-def _atomic_local_write(path: str, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place."""
-    folder = os.path.dirname(path) or "."
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-    except OSError as error:
-        raise DatasetError(f"Cannot write into '{folder}': {error}") from error
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except OSError as error:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise DatasetError(f"Cannot write '{path}': {error}") from error

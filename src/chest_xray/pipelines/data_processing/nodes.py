@@ -124,6 +124,14 @@ def split_dataset(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split manifest: every usable image with its split (train / validation / test); and
     the exact duplicates (same source bytes) found, with what was done with each copy."""
+    unlogged = image_index.loc[~image_index["image_id"].isin(preprocessing_log["image_id"])]
+    if len(unlogged):
+        raise ValueError(
+            f"preprocessing_log has no row for {len(unlogged)} of the {len(image_index)} images "
+            f"of image_index (e.g. {unlogged['image_id'].head(3).tolist()}): it is incomplete or "
+            "from another dataset. Run preprocess_images again (kedro run "
+            "--pipelines=data_processing) instead of starting from split_dataset"
+        )
     ok = preprocessing_log[preprocessing_log["status"] == "ok"]
     manifest, duplicates = make_manifest(
         image_index[image_index["image_id"].isin(ok["image_id"])],
