@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import shutil
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
@@ -79,3 +82,10 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def mlflow_digest(frame: pd.DataFrame) -> str:
+    """MLflow's own digest of a data frame (what a dataset input and data_fingerprint hold)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLflow's use of a pandas API that pandas 4 changes
+        return from_pandas(frame).digest

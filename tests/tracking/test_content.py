@@ -11,12 +11,11 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.data.pandas_dataset import from_pandas
 
 from chest_xray.evaluation.metrics import flat_metrics
 from chest_xray.modeling.inputs import decode_grey_png
 from tests.tracking.conftest import TRAINING, Tracked
-from tests.tracking.support import MANIFEST, artifact_paths, read_artifact
+from tests.tracking.support import MANIFEST, artifact_paths, mlflow_digest, read_artifact
 
 EPOCH_METRICS = ["loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"]
 PLOTS = ["training_curves", "confusion_matrix", "roc_curve", "prediction_gallery"]
@@ -27,7 +26,7 @@ pytestmark = pytest.mark.slow
 def manifest_digest(tracked: Tracked) -> str:
     """MLflow's digest of the manifest file, read as the catalog reads it."""
     frame = pd.read_csv(tracked.project / MANIFEST, keep_default_na=False)
-    return from_pandas(frame).digest
+    return mlflow_digest(frame)
 
 
 def test_each_run_is_named_finished_and_tagged(tracked: Tracked) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import json
 import logging
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ from kedro.io import DataCatalog
 from kedro.pipeline import Node, Pipeline
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
-from mlflow.data.pandas_dataset import from_pandas
 from mlflow.tracking import MlflowClient
 
 from chest_xray import settings
@@ -38,7 +36,7 @@ from chest_xray.pipelines.training.pipeline import create_pipeline as training
 from chest_xray.tracking.content import RunContentHooks, history_metrics
 from chest_xray.tracking.declarations import declaration_of, is_artifact_dataset, is_tracked
 from tests.conftest import REPO
-from tests.tracking.support import artifact_paths
+from tests.tracking.support import artifact_paths, mlflow_digest
 
 matplotlib.use("Agg")
 
@@ -144,12 +142,6 @@ def run_tracked(pipeline: Pipeline, catalog: DataCatalog, project: Path) -> str 
     return None if run is None else run.info.run_id
 
 
-def digest_of(frame: pd.DataFrame) -> str:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return from_pandas(frame).digest
-
-
 def test_renamed_catalog_entries_keep_their_logging(tmp_path: Path, store: MlflowClient) -> None:
     catalog = DataCatalog.from_config(catalog_config(tmp_path))
     mlflow.start_run()
@@ -170,7 +162,9 @@ def test_renamed_catalog_entries_keep_their_logging(tmp_path: Path, store: Mlflo
     }  # scorecard and scratch: not wrapped, no file
     (lineage,) = run.inputs.dataset_inputs
     assert lineage.dataset.name == "cohort"
-    assert lineage.dataset.digest == run.data.tags["data_fingerprint"] == digest_of(make_cohort())
+    assert (
+        lineage.dataset.digest == run.data.tags["data_fingerprint"] == mlflow_digest(make_cohort())
+    )
     assert {tag.key: tag.value for tag in lineage.tags} == {"mlflow.data.context": "cohort"}
 
 
@@ -185,7 +179,7 @@ def test_a_run_that_reads_an_input_logs_its_lineage_once_and_a_copy(
     reader = run_tracked(READ, DataCatalog.from_config(config), tmp_path)
     assert writer is not None and reader is not None
     digests = [store.get_run(run).data.tags["data_fingerprint"] for run in (writer, reader)]
-    assert digests[0] == digests[1] == digest_of(make_cohort())
+    assert digests[0] == digests[1] == mlflow_digest(make_cohort())
     (lineage,) = store.get_run(reader).inputs.dataset_inputs
     assert str(tmp_path / "cohort.csv") in lineage.dataset.source
     assert "data/cohort.csv" in artifact_paths(store, reader)
