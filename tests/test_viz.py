@@ -110,10 +110,11 @@ def expected_nodes(project: Path) -> dict[str, set[str]]:
     from kedro.framework.project import pipelines
 
     nodes = {name: {node.name for node in pipe.nodes} for name, pipe in pipelines.items()}
-    assert {"__default__", "data_processing", "training"} <= set(nodes)
+    assert {"__default__", "data_processing", "training", "evaluation"} <= set(nodes)
     assert nodes["__default__"] == set().union(*nodes.values())
     assert {"join_metadata", "preprocess_images", "split_dataset"} <= nodes["data_processing"]
-    assert {"train_model", "predict", "evaluate"} <= nodes["training"]
+    assert {"train_model", "plot_training_curves"} <= nodes["training"]
+    assert {"predict", "evaluate"} <= nodes["evaluation"]
     return nodes
 
 
@@ -193,7 +194,7 @@ def test_default_view_shows_every_node_layer_and_tag(
     }
 
 
-@pytest.mark.parametrize("pipeline", ["data_processing", "training"])
+@pytest.mark.parametrize("pipeline", ["data_processing", "training", "evaluation"])
 def test_each_pipeline_can_be_viewed_alone(
     chromium: str,
     site: str,

@@ -168,6 +168,31 @@ def test_renamed_catalog_entries_keep_their_logging(tmp_path: Path, store: Mlflo
     assert {tag.key: tag.value for tag in lineage.tags} == {"mlflow.data.context": "cohort"}
 
 
+def test_a_resumed_training_is_tagged_with_the_epochs_it_did_not_run_again(
+    tmp_path: Path, store: MlflowClient
+) -> None:
+    """A history that starts at epoch 3: the checkpoint of epochs 1-2 was resumed."""
+
+    def resumed_fit(cohort: pd.DataFrame) -> dict[str, list[float]]:
+        return {"loss": [0.5, 0.4], "epoch": [3, 4]}
+
+    catalog = DataCatalog.from_config(catalog_config(tmp_path))
+    mlflow.start_run()
+    run_id = run_tracked(
+        WRITE + Pipeline([Node(resumed_fit, "cohort", "fit_log", name="resumed_fit")]),
+        catalog,
+        tmp_path,
+    )
+    assert run_id is not None
+    assert store.get_run(run_id).data.tags["resumed_after_epoch"] == "2"
+    steps = [m.step for m in store.get_metric_history(run_id, "loss")]
+    assert steps == [3, 4]
+    mlflow.start_run()
+    fresh = run_tracked(WRITE + READ, DataCatalog.from_config(catalog_config(tmp_path)), tmp_path)
+    assert fresh is not None
+    assert "resumed_after_epoch" not in store.get_run(fresh).data.tags
+
+
 def test_a_run_that_reads_an_input_logs_its_lineage_once_and_a_copy(
     tmp_path: Path, store: MlflowClient
 ) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,13 +23,19 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from chest_xray.tools.demo_data import DemoDatasetFacts
-from chest_xray.tracking import lifecycle
+from chest_xray.tracking import content, lifecycle
+from chest_xray.tracking.best_effort import failures
 from chest_xray.tracking.lifecycle import (
     RunLifecycleHooks,
     TerminatedBySignalError,
     raise_on_sigterm,
 )
-from chest_xray.tracking.server_check import TrackingServerUnreachableError, check_tracking_server
+from chest_xray.tracking.server_check import (
+    TrackingServerUnreachableError,
+    TrackingStoreError,
+    check_sqlite_store,
+    check_tracking_server,
+)
 from chest_xray.tracking.stale_runs import process_is_gone
 from tests.tracking.conftest import Tracked
 from tests.tracking.support import (
@@ -175,6 +185,116 @@ def test_an_unreachable_server_stops_the_run_before_any_work(
         )
     assert time.monotonic() - started < 30
     assert not (kedro_project / "data").exists()
+
+
+# ------------------------------------------------------------------------ the store
+
+
+@slow
+def test_a_damaged_sqlite_store_stops_the_run_in_seconds_naming_it(
+    kedro_project: Path, monkeypatch: pytest.MonkeyPatch, demo_dataset: DemoDatasetFacts
+) -> None:
+    """Before, a bare sqlite/SQLAlchemy error after hundreds of log lines."""
+    store = kedro_project / "mlflow.db"
+    store.write_bytes(b"this is no SQLite database" * 100)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(kedro_project))
+    started = time.monotonic()
+    with pytest.raises(TrackingStoreError, match=rf"{re.escape(str(store))}.*--env=no_tracking"):
+        kedro_run(
+            kedro_project,
+            params={"raw_root": str(demo_dataset.root)},
+            pipeline_names=["data_processing"],
+        )
+    assert time.monotonic() - started < 30
+    assert not (kedro_project / "data").exists()
+    # The way out it names works, damaged store and all.
+    kedro_run(
+        kedro_project,
+        env="no_tracking",
+        params={"raw_root": str(demo_dataset.root), "preprocessing.workers": 1},
+        pipeline_names=["data_processing"],
+    )
+
+
+def test_a_store_whose_folder_cannot_hold_it_is_refused_at_once(tmp_path: Path) -> None:
+    """Before, MLflow retried for about two minutes."""
+    (tmp_path / "a-file").write_text("not a folder")
+    uri = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"
+    started = time.monotonic()
+    with pytest.raises(TrackingStoreError, match="not a writable folder"):
+        check_sqlite_store(uri)
+    assert time.monotonic() - started < 5
+    check_sqlite_store(f"sqlite:///{tmp_path / 'mlflow.db'}")  # a new file: fine
+    for other in ("http://127.0.0.1:1", "sqlite:///:memory:", None):
+        check_sqlite_store(other)
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or not Path("/usr/bin/setpriv").exists(),
+    reason="a file read-only to its user needs root to drop to another user (setpriv)",
+)
+def test_a_read_only_store_is_named() -> None:
+    """Root may write anything, so the check runs as user nobody on root's 0644 file (in a
+    folder nobody can enter: pytest's own temporary folders are private to root)."""
+    folder = Path(tempfile.mkdtemp(prefix="chest-xray-ro-"))
+    folder.chmod(0o755)
+    store = folder / "mlflow.db"
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        db.execute("CREATE TABLE runs (id TEXT)")
+        db.commit()
+    store.chmod(0o644)
+    script = (
+        "from chest_xray.tracking.server_check import check_sqlite_store\n"
+        f"check_sqlite_store('sqlite:///{store}')\n"
+    )
+    result = subprocess.run(
+        [
+            "/usr/bin/setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    shutil.rmtree(folder)
+    assert result.returncode != 0
+    assert "TrackingStoreError" in result.stderr
+    assert str(store) in result.stderr.replace("\n", "")
+    assert "--env=no_tracking" in result.stderr.replace("\n", "")
+
+
+@slow
+def test_a_run_whose_logging_failed_mid_run_ends_failed_saying_what_is_missing(
+    kedro_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    demo_dataset: DemoDatasetFacts,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before, a store that failed mid-run left a FINISHED run (with zero metrics)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(kedro_project))
+
+    def store_gone(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(content.mlflow, "log_input", store_gone)
+    kedro_run(
+        kedro_project,
+        params={"raw_root": str(demo_dataset.root), "preprocessing.workers": 1},
+        pipeline_names=["data_processing"],
+    )
+    assert (kedro_project / "data/03_primary/split_manifest.csv").exists()  # results kept
+    run = newest_run(MlflowClient(sqlite_uri(kedro_project)))
+    assert run.info.status == "FAILED"
+    assert run.data.tags["end_reason"].startswith("incomplete: 1 tracking call(s) failed")
+    assert "lineage of split_manifest" in run.data.tags["end_reason"]
+    assert "is incomplete" in caplog.text
+    assert failures() == []  # the next run starts clean
 
 
 # -------------------------------------------------------------------- the pieces

@@ -41,6 +41,7 @@ from chest_xray.tracking.declarations import (
 )
 from chest_xray.tracking.identity import (
     TAG_DATA_FINGERPRINT,
+    TAG_RESUMED_AFTER_EPOCH,
     git_tags,
     kedro_mlflow_run_name,
     keras_tags,
@@ -89,6 +90,12 @@ def evaluation_report_metrics(report: dict[str, Any]) -> list[Metric]:
         Metric(key=key, value=value, timestamp=now, step=0)
         for key, value in flat_metrics(report).items()
     ]
+
+
+def resumed_after(history: dict[str, list[float]]) -> int:
+    """The epochs a resumed training did not run again (its history starts later), else 0."""
+    epochs = history.get("epoch") or []
+    return int(epochs[0]) - 1 if epochs else 0
 
 
 METRIC_READERS: dict[MetricKind, Callable[[Any], list[Metric]]] = {
@@ -194,6 +201,9 @@ class RunContentHooks:
             with best_effort(f"logging the metrics of {dataset_name}"):
                 metrics = METRIC_READERS[declaration.metrics](data)
                 MlflowClient().log_batch(run_id, metrics=metrics, synchronous=True)
+            if declaration.metrics == "history" and (resumed := resumed_after(data)):
+                with best_effort(f"tagging {dataset_name} as resumed"):
+                    MlflowClient().set_tag(run_id, TAG_RESUMED_AFTER_EPOCH, str(resumed))
         if declaration.model is not None:
             with best_effort(f"logging the model {dataset_name}"):
                 self._require_active()

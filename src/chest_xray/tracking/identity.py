@@ -27,6 +27,7 @@ TAG_HOST = "host"
 TAG_PID = "pid"
 TAG_ERROR = "error"
 TAG_END_REASON = "end_reason"
+TAG_RESUMED_AFTER_EPOCH = "resumed_after_epoch"  # training resumed from its checkpoint
 
 MAX_TAG_LENGTH = 5000  # MLflow allows 8000; keep error tags readable
 

@@ -7,11 +7,15 @@ pluggy calls kedro-mlflow's first: the run already exists in our
 ``before_pipeline_run`` and is already ended in our ``on_pipeline_error``.
 ``RunLifecycleHooks`` adds:
 
-- a health check of an http(s) tracking server before kedro-mlflow connects;
+- a check of the store before kedro-mlflow connects: an http(s) server answers, a
+  SQLite file can be read and written (``server_check``), else the run stops in
+  seconds, naming it;
 - ``host``/``pid`` tags, and KILLED for this host's runs whose process is gone;
 - SIGTERM as an exception (``TerminatedBySignalError``), so Kedro's error hooks
   run and the run ends FAILED with its error and traceback;
 - KILLED for a run interrupted before the pipeline ended (Ctrl-C, ``sys.exit``);
+- FAILED, with the reason in ``end_reason``, for a run whose pipeline finished but
+  some of whose logging failed (``best_effort``): it must not look complete;
 - the run ended in-process, so a notebook or test session starts clean.
 
 The SIGTERM handler and the ``atexit`` handler exist only while a tracked run
@@ -35,9 +39,14 @@ from kedro.framework.hooks import hook_impl
 from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 
-from chest_xray.tracking.best_effort import best_effort
+from chest_xray.tracking.best_effort import best_effort, failures, forget_failures
 from chest_xray.tracking.identity import MAX_TAG_LENGTH, TAG_END_REASON, TAG_ERROR, process_tags
-from chest_xray.tracking.server_check import check_tracking_server, configured_tracking_uri
+from chest_xray.tracking.server_check import (
+    check_sqlite_store,
+    check_tracking_server,
+    configured_tracking_uri,
+    tracks_anything,
+)
 from chest_xray.tracking.stale_runs import close_stale_runs
 
 logger = logging.getLogger(__name__)
@@ -91,7 +100,10 @@ class RunLifecycleHooks:
     def after_context_created(self, context: KedroContext) -> None:
         """Before kedro-mlflow connects: close a run this process left open, check the server."""
         self._close_interrupted_run()
-        check_tracking_server(configured_tracking_uri(context))
+        uri = configured_tracking_uri(context)
+        check_tracking_server(uri)
+        if tracks_anything(context):
+            check_sqlite_store(uri)
 
     @hook_impl
     def before_pipeline_run(self) -> None:
@@ -100,6 +112,7 @@ class RunLifecycleHooks:
             _forget_kedro_mlflow_run()
             return
         self._run_id = run_id = run.info.run_id
+        forget_failures()
         self._install_handlers()
         client = MlflowClient()
         with best_effort("process tags"):
@@ -124,9 +137,26 @@ class RunLifecycleHooks:
 
     @hook_impl
     def after_pipeline_run(self) -> None:
-        """kedro-mlflow has ended its run; end any other left active in-process."""
+        """The run ends FINISHED (kedro-mlflow), or FAILED if some of its logging was lost."""
         self._remove_handlers()
-        self._run_id = None
+        run_id, self._run_id = self._run_id, None
+        missing = failures()
+        if run_id is not None and missing:
+            reason = f"incomplete: {len(missing)} tracking call(s) failed: {'; '.join(missing)}"
+            logger.error(
+                "MLflow run %s is incomplete (%s): marked FAILED; the pipeline's own outputs "
+                "are complete",
+                run_id,
+                reason,
+            )
+            with best_effort("marking the incomplete run FAILED"):
+                client = MlflowClient()
+                client.set_tag(run_id, TAG_END_REASON, reason[:MAX_TAG_LENGTH])
+                # Ended here, whichever of kedro-mlflow's after_pipeline_run and this one
+                # pluggy calls first: kedro-mlflow's end_run() would say FINISHED.
+                _end_runs("FAILED")
+                client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+        forget_failures()
         _end_runs("FINISHED")
         _forget_kedro_mlflow_run()
 

@@ -1,11 +1,20 @@
-"""Fail fast when the configured MLflow tracking server does not answer."""
+"""Fail fast, before any work, when the configured MLflow store cannot be used.
+
+Without these checks MLflow retries an unreachable server or an unwritable
+folder for minutes, and a read-only or damaged SQLite file ends the run with a
+bare SQLAlchemy error (no path, no way out) after the first nodes ran.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import ssl
 import urllib.error
 import urllib.request
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from kedro.config import MissingConfigException
@@ -19,18 +28,85 @@ class TrackingServerUnreachableError(RuntimeError):
     """The configured MLflow tracking server did not answer: stop before any work."""
 
 
-def configured_tracking_uri(context: KedroContext) -> str | None:
-    """The tracking URI kedro-mlflow is about to use (mlflow.yml, else MLFLOW_TRACKING_URI)."""
+class TrackingStoreError(RuntimeError):
+    """The configured SQLite store cannot be read or written: stop before any work."""
+
+
+def _mlflow_conf(context: KedroContext) -> dict[str, Any]:
     loader = context.config_loader
     patterns = getattr(loader, "config_patterns", None)  # OmegaConfigLoader's
     if patterns is not None and "mlflow" not in patterns:  # as kedro-mlflow registers it
         patterns.update({"mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"]})
     try:
-        conf = loader["mlflow"] or {}
+        return dict(loader["mlflow"] or {})
     except MissingConfigException:
-        conf = {}
-    server = conf.get("server") or {}
+        return {}
+
+
+def configured_tracking_uri(context: KedroContext) -> str | None:
+    """The tracking URI kedro-mlflow is about to use (mlflow.yml, else MLFLOW_TRACKING_URI)."""
+    server = _mlflow_conf(context).get("server") or {}
     return server.get("mlflow_tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def tracks_anything(context: KedroContext) -> bool:
+    """False when mlflow.yml disables tracking for every registered pipeline (no_tracking)."""
+    from kedro.framework.project import pipelines
+
+    tracking = _mlflow_conf(context).get("tracking") or {}
+    disabled = set((tracking.get("disable_tracking") or {}).get("pipelines") or [])
+    return not set(pipelines) <= disabled
+
+
+def sqlite_path(uri: str | None) -> Path | None:
+    """The file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URI (None otherwise)."""
+    if not uri or not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if path in {"", ":memory:"} else Path(path)
+
+
+def check_sqlite_store(uri: str | None, timeout: float = HEALTH_TIMEOUT_S) -> None:
+    """Fail in seconds, naming the file and the way out, when a SQLite store cannot be used.
+
+    The file must be a readable and writable SQLite database (a write
+    transaction is opened and rolled back), or, if it does not exist yet, its
+    folder must exist and be writable. Other URIs are not checked here.
+    """
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    way_out = (
+        "Fix or remove it, point MLFLOW_TRACKING_URI at another store, or run without "
+        "tracking: kedro run --env=no_tracking"
+    )
+    try:
+        _check_sqlite_file(path, timeout)
+    except (OSError, sqlite3.Error) as error:
+        raise TrackingStoreError(
+            f"MLflow store {path} ({uri}) cannot be used: {error}. {way_out}"
+        ) from error
+
+
+def _check_sqlite_file(path: Path, timeout: float) -> None:
+    if not path.exists():
+        folder = path.parent.resolve()
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise OSError(f"{folder} is not a writable folder to create it in")
+        return
+    # SQLite opens a file it may not write read-only, without a word; and it writes a
+    # journal beside the file: both must be writable by this user.
+    for place in (path, path.parent):
+        if not os.access(place, os.R_OK | os.W_OK):
+            raise OSError(f"{place.resolve()} is read-only for this user")
+    with contextlib.closing(
+        sqlite3.connect(f"file:{path.resolve()}?mode=rw", uri=True, timeout=timeout)
+    ) as db:
+        (status,) = db.execute("PRAGMA quick_check").fetchone()
+        if status != "ok":
+            raise sqlite3.DatabaseError(f"quick_check: {status}")
+        db.execute("BEGIN IMMEDIATE")  # takes the write lock, as MLflow will
+        db.execute("ROLLBACK")
 
 
 def check_tracking_server(uri: str | None, timeout: float = HEALTH_TIMEOUT_S) -> None:
