@@ -227,8 +227,8 @@ def check_runtime_params(runtime: Mapping[str, Any], configured: Mapping[str, An
     Unknown keys *inside* a group are the typed parameters' business
     (``extra="forbid"``).
     """
-    known = sorted(_dotted(configured))
-    for path, value in _dotted(runtime).items():
+    known = sorted(dotted(configured))
+    for path, value in dotted(runtime).items():
         top = path.split(".")[0]
         if top not in configured:
             nearest = difflib.get_close_matches(path, known, n=1, cutoff=0.5) or (
@@ -253,13 +253,14 @@ def check_runtime_params(runtime: Mapping[str, Any], configured: Mapping[str, An
             node = node[part]
 
 
-def _dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay whole."""
+def dotted(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (with ``prefix``: ``{"p.a.b": 1}``); lists and
+    empty mappings stay whole. The names ``--params`` and MLflow's parameters use."""
     flat: dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, Mapping) and value:
-            flat.update(_dotted(value, name))
+            flat.update(dotted(value, name))
         else:
             flat[name] = value
     return flat

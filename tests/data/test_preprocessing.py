@@ -40,21 +40,17 @@ def jpeg(seed: int, size: tuple[int, int] = (80, 60)) -> bytes:
     return buffer.getvalue()
 
 
-class Source:
-    """A raw_images stand-in, loaded like a FileListingDataset: partition -> bytes, with a
-    size-and-time table (a write or a touch changes the file's stamp)."""
+class Folder:
+    """Files with a modification time each, loaded like a FileListingDataset (a listing
+    table and lazy loaders); ``reads`` records which files a run opened."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes], modified: float) -> None:
         self.files = dict(files)
-        self.modified = dict.fromkeys(files, 1000.0)
+        self.modified = dict.fromkeys(files, modified)
         self.reads: list[str] = []
 
-    def write(self, name: str, data: bytes) -> None:
-        self.files[name] = data
-        self.touch(name)
-
     def touch(self, name: str) -> None:
-        self.modified[name] = self.modified.get(name, 1000.0) + 1.0
+        self.modified[name] = self.modified.get(name, 0.0) + 1.0
 
     def listing(self) -> FileListing:
         def load(name: str) -> bytes:
@@ -65,26 +61,29 @@ class Source:
         return FileListing(table(self.files, self.modified), loaders)
 
 
-class Disk:
-    """The PNG folder as the catalog leaves it: what each run saved, with a stamp per file."""
+class Source(Folder):
+    """The raw images (a write or a touch changes the file's stamp)."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        super().__init__(files, modified=1000.0)
+
+    def write(self, name: str, data: bytes) -> None:
+        self.files[name] = data
+        self.modified.setdefault(name, 1000.0)
+        self.touch(name)
+
+
+class Disk(Folder):
+    """The PNG folder as the catalog leaves it: what each run saved, each with a new stamp."""
 
     def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-        self.modified: dict[str, float] = {}
-        self.reads: list[str] = []
+        super().__init__({}, modified=5000.0)
 
     def save(self, pngs: dict[str, bytes]) -> None:
         for key, png in pngs.items():
             self.files[key] = png
-            self.modified[key] = self.modified.get(key, 5000.0) + 1.0
-
-    def listing(self) -> FileListing:
-        def load(key: str) -> bytes:
-            self.reads.append(key)
-            return self.files[key]
-
-        loaders = {key: (lambda key=key: load(key)) for key in self.files}
-        return FileListing(table(self.files, self.modified), loaders)
+            self.modified.setdefault(key, 5000.0)
+            self.touch(key)
 
 
 def table(files: dict[str, bytes], modified: dict[str, float]) -> pd.DataFrame:

@@ -16,17 +16,9 @@ from PIL import Image
 
 from chest_xray.tools.demo_data import DemoDatasetFacts, write_demo_dataset
 from tests.conftest import RunKedro
+from tests.pipelines.conftest import IMAGES, METADATA
 
 pytestmark = pytest.mark.slow
-
-IMAGES = Path("Coronahack-Chest-XRay-Dataset") / "Coronahack-Chest-XRay-Dataset"
-METADATA = "Chest_xray_Corona_Metadata.csv"
-
-
-@pytest.fixture
-def raw_copy(demo_dataset: DemoDatasetFacts, tmp_path: Path) -> Path:
-    """A private copy of the demo download that a test may damage."""
-    return Path(shutil.copytree(demo_dataset.root, tmp_path / "raw"))
 
 
 def labelled_train_files(raw: Path, n: int) -> list[Path]:

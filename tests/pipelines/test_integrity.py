@@ -13,17 +13,9 @@ import pytest
 
 from chest_xray.tools.demo_data import DemoDatasetFacts
 from tests.conftest import RunKedro
+from tests.pipelines.conftest import IMAGES, METADATA
 
 pytestmark = pytest.mark.slow
-
-IMAGES = Path("Coronahack-Chest-XRay-Dataset") / "Coronahack-Chest-XRay-Dataset"
-METADATA = "Chest_xray_Corona_Metadata.csv"
-
-
-@pytest.fixture
-def raw_copy(demo_dataset: DemoDatasetFacts, tmp_path: Path) -> Path:
-    """A private copy of the demo download that a test may rearrange."""
-    return Path(shutil.copytree(demo_dataset.root, tmp_path / "raw"))
 
 
 def read(project: Path, relative: str) -> pd.DataFrame:

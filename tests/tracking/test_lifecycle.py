@@ -176,15 +176,22 @@ def test_an_unreachable_server_stops_the_run_before_any_work(
 ) -> None:
     uri = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert_stops_at_start(
+        kedro_project, demo_dataset, TrackingServerUnreachableError, re.escape(uri)
+    )
+
+
+def assert_stops_at_start(
+    project: Path, dataset: DemoDatasetFacts, error: type[Exception], match: str
+) -> None:
+    """A data_processing run fails with ``error`` within seconds, before any node ran."""
     started = time.monotonic()
-    with pytest.raises(TrackingServerUnreachableError, match=re.escape(uri)):
+    with pytest.raises(error, match=match):
         kedro_run(
-            kedro_project,
-            params={"raw_root": str(demo_dataset.root)},
-            pipeline_names=["data_processing"],
+            project, params={"raw_root": str(dataset.root)}, pipeline_names=["data_processing"]
         )
     assert time.monotonic() - started < 30
-    assert not (kedro_project / "data").exists()
+    assert not (project / "data").exists()
 
 
 # ------------------------------------------------------------------------ the store
@@ -198,15 +205,9 @@ def test_a_damaged_sqlite_store_stops_the_run_in_seconds_naming_it(
     store = kedro_project / "mlflow.db"
     store.write_bytes(b"this is no SQLite database" * 100)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(kedro_project))
-    started = time.monotonic()
-    with pytest.raises(TrackingStoreError, match=rf"{re.escape(str(store))}.*--env=no_tracking"):
-        kedro_run(
-            kedro_project,
-            params={"raw_root": str(demo_dataset.root)},
-            pipeline_names=["data_processing"],
-        )
-    assert time.monotonic() - started < 30
-    assert not (kedro_project / "data").exists()
+    assert_stops_at_start(
+        kedro_project, demo_dataset, TrackingStoreError, rf"{re.escape(str(store))}.*no_tracking"
+    )
     # The way out it names works, damaged store and all.
     kedro_run(
         kedro_project,

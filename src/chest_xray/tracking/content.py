@@ -32,6 +32,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel, ValidationError
 
+from chest_xray.params import dotted
 from chest_xray.tracking.best_effort import best_effort
 from chest_xray.tracking.declarations import (
     Declaration,
@@ -55,18 +56,6 @@ MAX_PARAM_LENGTH = 6000  # MLflow's limit
 
 
 # ------------------------------------------------------------ values -> MLflow
-
-
-def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"model": {"dropout": 0.5}}`` -> ``{"model.dropout": 0.5}`` (lists stay whole)."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            flat.update(flatten(value, name))
-        else:
-            flat[name] = value
-    return flat
 
 
 def history_metrics(history: dict[str, list[float]]) -> list[Metric]:
@@ -176,7 +165,7 @@ class RunContentHooks:
         for name, value in inputs.items():
             if name.startswith("params:") and isinstance(value, BaseModel):
                 group = name.removeprefix("params:")
-                params |= flatten(value.model_dump(mode="json"), prefix=group)
+                params |= dotted(value.model_dump(mode="json"), prefix=group)
         if params:
             with best_effort("logging parameters"):
                 MlflowClient().log_batch(
