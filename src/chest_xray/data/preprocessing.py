@@ -100,6 +100,7 @@ class Outcome:
     reason: str = ""
     source_digest: str = ""
     reused: bool = False
+    output_digest: str = ""  # of ``image.png``, hashed on the worker
 
 
 def digest(data: bytes) -> str:
@@ -257,33 +258,34 @@ def preprocess_incrementally(
             rows[key] = candidates[key]._replace(source_stamp=stamp)
         elif outcome.image is None:
             rows[key] = LogRow(
-                key,
-                "skipped",
-                outcome.reason,
-                "",
-                0,
-                0,
-                outcome.source_digest,
-                stamp,
-                "",
-                "",
-                settings.key,
+                image_id=key,
+                status="skipped",
+                reason=outcome.reason,
+                original_mode="",
+                original_width=0,
+                original_height=0,
+                source_sha256=outcome.source_digest,
+                source_stamp=stamp,
+                output_sha256="",
+                output_stamp="",
+                settings=settings.key,
             )
         else:
             image = outcome.image
             images[key] = image.png
             rows[key] = LogRow(
-                key,
-                "ok",
-                "",
-                image.original_mode,
-                image.original_width,
-                image.original_height,
-                outcome.source_digest,
-                stamp,
-                digest(image.png),
-                "",  # the PNG's stamp exists once the catalog has saved it: checked next run
-                settings.key,
+                image_id=key,
+                status="ok",
+                reason="",
+                original_mode=image.original_mode,
+                original_width=image.original_width,
+                original_height=image.original_height,
+                source_sha256=outcome.source_digest,
+                source_stamp=stamp,
+                output_sha256=outcome.output_digest,
+                # The PNG's stamp exists once the catalog has saved it: checked next run.
+                output_stamp="",
+                settings=settings.key,
             )
     log = pd.DataFrame([rows[key] for key in partitions], columns=LOG_COLUMNS)
     skipped = int((log["status"] == "skipped").sum())
@@ -318,7 +320,7 @@ def _run_one(
         image = preprocess(data, name, settings)
     except UnreadableImageError as error:
         return Outcome(key, None, error.reason, source)
-    return Outcome(key, image, "", source)
+    return Outcome(key, image, "", source, output_digest=digest(image.png))
 
 
 def _run_chunk(items: list[tuple[str, str, bytes | OSError]], **options: Any) -> list[Outcome]:
