@@ -205,8 +205,16 @@ class EvaluationParams(_Params):
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     # A second operating point chosen on the validation split:
     # ``youden`` maximises sensitivity + specificity - 1, ``accuracy`` maximises
-    # validation accuracy, ``none`` reports only the fixed threshold.
-    validation_threshold: Literal["youden", "accuracy", "none"] = "youden"
+    # validation accuracy, ``equal_error`` makes sensitivity and specificity as
+    # equal as validation allows (no pull towards the class TRAIN has more of),
+    # ``none`` reports only the fixed threshold.
+    validation_threshold: Literal["youden", "accuracy", "equal_error", "none"] = "youden"
+    # Share of PNEUMONIA to adjust predicted probabilities to (Bayes' rule, from
+    # the train split's share) before any threshold is applied or chosen; for a
+    # deployment, or a test set, whose prevalence differs from TRAIN's. ``None``:
+    # probabilities as the model gives them. Under ``training.class_weight: balanced``
+    # the model learnt as if both classes were equal, so the shift starts from 1/2.
+    target_prevalence: float | None = Field(None, gt=0.0, lt=1.0)
     gallery: GalleryParams = GalleryParams()
 
 

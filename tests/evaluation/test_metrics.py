@@ -12,9 +12,14 @@ from chest_xray.evaluation.metrics import (
     choose_threshold,
     evaluation_report,
     flat_metrics,
+    prevalence,
+    prior_shift,
     roc_auc,
+    shifted_probabilities,
 )
 from chest_xray.params import EvaluationParams
+
+RATES = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "f1")
 
 # Ten cases at threshold 0.5: positives 0.9 0.8 0.7 0.6 (tp) and 0.3 (fn);
 # negatives 0.1 0.2 0.4 (tn) and 0.55 0.65 (fp).  -> tn=3, fp=2, fn=1, tp=4.
@@ -29,6 +34,7 @@ def test_binary_metrics_match_hand_computed_confusion_matrix() -> None:
     assert result["n"] == 10
     assert result["threshold"] == 0.5
     assert result["accuracy"] == pytest.approx(7 / 10)
+    assert result["balanced_accuracy"] == pytest.approx((4 / 5 + 3 / 5) / 2)
     assert result["sensitivity"] == pytest.approx(4 / 5)
     assert result["specificity"] == pytest.approx(3 / 5)
     assert result["precision"] == pytest.approx(4 / 6)
@@ -38,7 +44,7 @@ def test_binary_metrics_match_hand_computed_confusion_matrix() -> None:
 def test_binary_metrics_are_plain_python_types() -> None:
     result = binary_metrics(np.array(Y), np.array(P, dtype=np.float32), 0.5)
 
-    for key in ("accuracy", "sensitivity", "specificity", "precision", "f1", "threshold"):
+    for key in (*RATES, "threshold"):
         assert type(result[key]) is float
     assert type(result["n"]) is int
     assert all(type(v) is int for v in result["confusion_matrix"].values())
@@ -68,6 +74,17 @@ def test_absent_class_gives_zero_not_nan() -> None:
     assert only_normal["sensitivity"] == 0.0  # no positives: 0/0 -> 0
     assert only_normal["precision"] == 0.0  # nothing called positive: 0/0 -> 0
     assert only_normal["f1"] == 0.0
+    # The mean of the two rates above, not scikit-learn's mean over present classes (1.0).
+    assert only_normal["balanced_accuracy"] == 0.5
+
+
+def test_balanced_accuracy_ignores_prevalence_where_accuracy_does_not() -> None:
+    # Same sensitivity (1/2) and specificity (1.0), NORMAL repeated 1x and 9x.
+    few = binary_metrics([1, 1, 0], [0.9, 0.1, 0.1], 0.5)
+    many = binary_metrics([1, 1] + [0] * 9, [0.9, 0.1] + [0.1] * 9, 0.5)
+
+    assert few["balanced_accuracy"] == many["balanced_accuracy"] == pytest.approx(0.75)
+    assert (few["accuracy"], many["accuracy"]) == pytest.approx((2 / 3, 10 / 11))
 
 
 def test_keras_column_predictions_are_accepted() -> None:
@@ -105,15 +122,17 @@ def test_auc_is_none_without_both_classes(y_true: list[int]) -> None:
     assert roc_auc(y_true, [0.5] * len(y_true)) is None
 
 
-@pytest.mark.parametrize("strategy", ["youden", "accuracy"])
+@pytest.mark.parametrize("strategy", ["youden", "accuracy", "equal_error"])
 def test_threshold_separates_an_obvious_split(strategy: str) -> None:
     y = [0, 0, 0, 1, 1, 1]
     p = [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]
 
     threshold = choose_threshold(y, p, strategy)  # type: ignore[arg-type]
 
-    # youden uses the ROC threshold (lowest positive score); accuracy the midpoint.
-    assert threshold == pytest.approx({"youden": 0.7, "accuracy": 0.5}[strategy])
+    # youden and equal_error use the ROC threshold (lowest positive score); accuracy the midpoint.
+    assert threshold == pytest.approx(
+        {"youden": 0.7, "accuracy": 0.5, "equal_error": 0.7}[strategy]
+    )
     assert binary_metrics(y, p, threshold)["accuracy"] == 1.0
 
 
@@ -132,6 +151,26 @@ def test_ties_go_to_the_highest_threshold(strategy: str, expected: float) -> Non
     p = [0.1, 0.2, 0.3, 0.4]
 
     assert choose_threshold(y, p, strategy) == pytest.approx(expected)  # type: ignore[arg-type]
+
+
+def test_equal_error_threshold_is_where_sensitivity_meets_specificity() -> None:
+    # Same data as the ties test. (sens, spec) by ROC threshold: 0.4 -> (1/2, 1),
+    # 0.3 -> (1/2, 1/2), 0.2 -> (1, 1/2), 0.1 -> (1, 0): equal only at 0.3, which
+    # neither youden (0.4) nor accuracy (0.35) picks.
+    y = [0, 1, 0, 1]
+    p = [0.1, 0.2, 0.3, 0.4]
+
+    threshold = choose_threshold(y, p, "equal_error")
+
+    assert threshold == pytest.approx(0.3)
+    point = binary_metrics(y, p, threshold)
+    assert point["sensitivity"] == point["specificity"] == 0.5
+
+
+def test_equal_error_takes_the_nearest_point_and_the_highest_threshold_on_ties() -> None:
+    # |sens - spec| by ROC threshold: inf -> 1, 0.9 -> |1/2 - 1| = 1/2,
+    # 0.5 -> |1/2 - 0| = 1/2, 0.1 -> |1 - 0| = 1. No exact equality; 0.9 and 0.5 tie.
+    assert choose_threshold([1, 0, 1], [0.1, 0.5, 0.9], "equal_error") == pytest.approx(0.9)
 
 
 def test_youden_clips_the_infinite_threshold() -> None:
@@ -214,9 +253,91 @@ def test_evaluation_report_uses_class_names_from_params() -> None:
     assert (report["negative_class"], report["positive_class"]) == ("healthy", "sick")
 
 
-# ----------------------------------------------------------------------- flat metrics
+# ------------------------------------------------------------------------ prior shift
 
-RATES = ("accuracy", "sensitivity", "specificity", "precision", "f1")
+
+@pytest.mark.parametrize(
+    ("prob", "source", "target", "expected"),
+    [
+        # s=3/4 -> t=1/2: odds x (1/3). 0.5 -> (1/3)/(1/3 + 1) = 1/4; p = s lands on t.
+        ([0.0, 0.5, 0.75, 1.0], 0.75, 0.5, [0.0, 0.25, 0.5, 1.0]),
+        # s=1/2 -> t=4/5: odds x 4. 0.2 -> 0.32/(0.32 + 0.32) = 1/2; 0.5 -> 4/5.
+        ([0.2, 0.5], 0.5, 0.8, [0.5, 0.8]),
+        ([0.1, 0.6], 0.3, 0.3, [0.1, 0.6]),  # same prevalence: unchanged
+    ],
+)
+def test_prior_shift_matches_bayes_rule_by_hand(
+    prob: list[float], source: float, target: float, expected: list[float]
+) -> None:
+    assert prior_shift(prob, source, target) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("source", "target"), [(0.0, 0.5), (0.5, 1.0), (1.2, 0.5)])
+def test_prior_shift_needs_prevalences_strictly_inside_0_1(source: float, target: float) -> None:
+    with pytest.raises(ValueError, match="0 < "):
+        prior_shift([0.5], source, target)
+
+
+def test_prevalence_is_the_positive_share() -> None:
+    assert prevalence([1, 0, 1, 1]) == 0.75
+
+
+def test_evaluation_report_without_target_prevalence_has_no_prior_shift() -> None:
+    params = EvaluationParams()
+
+    report = evaluation_report(Y, P, VAL_Y, VAL_P, params, train_prevalence=0.9)
+
+    assert "prior_shift" not in report
+    assert report == evaluation_report(Y, P, VAL_Y, VAL_P, params)
+    assert shifted_probabilities(P, report) == pytest.approx(P)
+
+
+def test_prior_shift_moves_the_fixed_point_but_not_the_auc() -> None:
+    params = EvaluationParams(threshold=0.5, target_prevalence=0.5)
+
+    report = evaluation_report(Y, P, VAL_Y, VAL_P, params, train_prevalence=0.75)
+
+    assert report["prior_shift"] == {"from": 0.75, "to": 0.5}
+    assert report["test"]["auc"] == roc_auc(Y, P) == pytest.approx(21 / 25)
+    assert report["validation"]["auc"] == 1.0
+    # 0.5 after the shift is 0.75 before it: tp 0.9 0.8, fn 0.7 0.6 0.3, no fp.
+    fixed = report["test"]["at_fixed_threshold"]
+    assert fixed["confusion_matrix"] == {"tn": 5, "fp": 0, "fn": 3, "tp": 2}
+    assert shifted_probabilities([0.75], report) == pytest.approx([0.5])
+    assert json.loads(json.dumps(report)) == report
+
+
+def test_prior_shift_keeps_the_youden_operating_point_at_a_shifted_threshold() -> None:
+    plain = evaluation_report(Y, P, VAL_Y, VAL_P, EvaluationParams())
+    shifted = evaluation_report(
+        Y, P, VAL_Y, VAL_P, EvaluationParams(target_prevalence=0.5), train_prevalence=0.75
+    )
+
+    before, after = (r["test"]["at_validation_threshold"] for r in (plain, shifted))
+    assert after["confusion_matrix"] == before["confusion_matrix"]
+    # 0.7 -> (0.7 * 2/3) / (0.7 * 2/3 + 0.3 * 2) = 7/16.
+    assert (before["threshold"], after["threshold"]) == pytest.approx((0.7, 7 / 16))
+
+
+def test_prior_shift_takes_the_validation_prevalence_when_train_is_unknown() -> None:
+    report = evaluation_report(
+        Y, P, [0, 1, 1, 1], [0.1, 0.7, 0.8, 0.9], EvaluationParams(target_prevalence=0.25)
+    )
+
+    assert report["prior_shift"] == {"from": 0.75, "to": 0.25}
+
+
+def test_prior_shift_without_train_or_validation_labels_stops() -> None:
+    with pytest.raises(ValueError, match="training prevalence"):
+        evaluation_report(Y, P, [], [], EvaluationParams(target_prevalence=0.5))
+
+
+def test_target_prevalence_must_be_a_share() -> None:
+    with pytest.raises(ValueError, match="target_prevalence"):
+        EvaluationParams(target_prevalence=1.0)
+
+
+# ----------------------------------------------------------------------- flat metrics
 
 
 def test_flat_metrics_name_test_tuned_and_validation_values() -> None:
@@ -231,6 +352,7 @@ def test_flat_metrics_name_test_tuned_and_validation_values() -> None:
     assert set(flat) == expected
     assert all(type(v) is float for v in flat.values())
     assert flat["test_accuracy"] == pytest.approx(0.7)
+    assert flat["test_balanced_accuracy"] == pytest.approx(0.7)  # (4/5 + 3/5) / 2
     assert flat["test_threshold"] == 0.5
     assert flat["test_tuned_threshold"] == pytest.approx(0.5)
     assert flat["validation_auc"] == 1.0

@@ -5,11 +5,14 @@ training serves both)."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from kedro.framework.project import configure_project
 
+from chest_xray.params import EvaluationParams, TrainingParams
 from chest_xray.pipeline_registry import register_pipelines
 from chest_xray.pipelines.evaluation import create_pipeline
+from chest_xray.pipelines.evaluation.nodes import evaluate, training_prevalence
 
 
 def test_evaluation_pipeline_scores_a_saved_model() -> None:
@@ -50,3 +53,48 @@ def test_default_runs_data_processing_training_and_evaluation() -> None:
     assert {node.name for node in pipelines["__default__"].nodes} == {
         node.name for node in parts.nodes
     }
+
+
+# ------------------------------------------------------------ the evaluate node's prior
+
+
+def _manifest() -> pd.DataFrame:
+    """Train 3/4 PNEUMONIA, validation 1/2: the two shares the prior shift could use."""
+    labels = ["PNEUMONIA", "PNEUMONIA", "NORMAL", "PNEUMONIA", "NORMAL", "PNEUMONIA", "NORMAL"]
+    split = ["train"] * 4 + ["validation"] * 2 + ["test"]
+    return pd.DataFrame({"image_id": [f"i{n}" for n in range(7)], "split": split, "label": labels})
+
+
+def _predictions(y_true: list[int], probability: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "image_id": [f"p{n}" for n in range(len(y_true))],
+            "label": ["PNEUMONIA" if y else "NORMAL" for y in y_true],
+            "y_true": y_true,
+            "probability": probability,
+        }
+    )
+
+
+def test_training_prevalence_is_the_train_share_or_one_half_when_balanced() -> None:
+    assert training_prevalence(_manifest(), TrainingParams()) == 0.75
+    assert training_prevalence(_manifest(), TrainingParams(class_weight="balanced")) == 0.5
+    no_train = _manifest().query("split != 'train'")
+    assert training_prevalence(no_train, TrainingParams()) is None
+
+
+@pytest.mark.parametrize(("target", "expected"), [(None, None), (0.5, {"from": 0.75, "to": 0.5})])
+def test_evaluate_shifts_from_the_train_split_only_when_asked(
+    target: float | None, expected: dict[str, float] | None
+) -> None:
+    validation = _predictions([0, 1], [0.2, 0.9])
+    test = _predictions([0, 1, 1], [0.3, 0.6, 0.8])
+
+    report = evaluate(
+        validation, test, _manifest(), TrainingParams(), EvaluationParams(target_prevalence=target)
+    )
+
+    assert report.get("prior_shift") == expected
+    # 0.6 is called positive as given, not once 0.5 means 0.75 before the shift.
+    called = report["test"]["at_fixed_threshold"]["confusion_matrix"]["tp"]
+    assert called == (2 if target is None else 1)

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from chest_xray.data.partitions import PartitionLoaders
-from chest_xray.evaluation.metrics import evaluation_report
+from chest_xray.evaluation.metrics import evaluation_report, shifted_probabilities
 from chest_xray.evaluation.plots import (
     confusion_matrix_figure,
     prediction_gallery_figure,
@@ -62,12 +62,34 @@ def predict(
     return tables[0], tables[1]
 
 
+def training_prevalence(split_manifest: pd.DataFrame, params: TrainingParams) -> float | None:
+    """The share of the positive class the model was trained on, for the prior shift.
+
+    That is the train split's share of ``classes[1]``, except under
+    ``class_weight: balanced``: weighting each class by n / (2 * n_class) trains
+    as if both classes were equally common, so the model's prior is 0.5. None
+    when the train split is empty (the report then takes the validation labels').
+    """
+    if params.class_weight == "balanced":
+        return 0.5
+    train = split_rows(split_manifest, "train")
+    if train.empty:
+        return None
+    return float((train["label"] == params.classes[1]).mean())
+
+
 def evaluate(
     validation_predictions: pd.DataFrame,
     test_predictions: pd.DataFrame,
+    split_manifest: pd.DataFrame,
+    training: TrainingParams,
     params: EvaluationParams,
 ) -> dict[str, Any]:
-    """Test metrics at the fixed threshold and at one chosen on validation."""
+    """Test metrics at the fixed threshold and at one chosen on validation.
+
+    The split manifest and training parameters only serve
+    ``evaluation.target_prevalence``: they say what prevalence the model learnt.
+    """
     if test_predictions.empty:
         raise ValueError(
             "The test split is empty (no TEST image has a file): nothing to evaluate. "
@@ -79,6 +101,11 @@ def evaluate(
         validation_predictions["y_true"].to_numpy(int),
         validation_predictions["probability"].to_numpy(float),
         params,
+        train_prevalence=(
+            None
+            if params.target_prevalence is None
+            else training_prevalence(split_manifest, training)
+        ),
     )
     fixed = report["test"]["at_fixed_threshold"]
     logger.info(
@@ -95,7 +122,11 @@ def evaluate(
 def plot_evaluation(
     test_predictions: pd.DataFrame, test_metrics: dict[str, Any], params: EvaluationParams
 ) -> tuple[Figure, Figure]:
-    """Confusion matrix (at the fixed threshold) and ROC curve with operating points."""
+    """Confusion matrix (at the fixed threshold) and ROC curve with operating points.
+
+    The curve is drawn from the probabilities the report's thresholds apply to
+    (shifted when ``target_prevalence`` is set), so each point lands where it should.
+    """
     test = test_metrics["test"]
     fixed = test["at_fixed_threshold"]
     confusion = confusion_matrix_figure(
@@ -109,7 +140,7 @@ def plot_evaluation(
         points[f"{tuned['strategy']} on validation"] = tuned["threshold"]
     roc = roc_curve_figure(
         test_predictions["y_true"].to_numpy(int),
-        test_predictions["probability"].to_numpy(float),
+        shifted_probabilities(test_predictions["probability"].to_numpy(float), test_metrics),
         auc=test["auc"],
         operating_points=points,
     )
@@ -117,18 +148,26 @@ def plot_evaluation(
 
 
 def plot_prediction_gallery(
-    test_predictions: pd.DataFrame, processed_images: PartitionLoaders, params: EvaluationParams
+    test_predictions: pd.DataFrame,
+    processed_images: PartitionLoaders,
+    test_metrics: dict[str, Any],
+    params: EvaluationParams,
 ) -> Figure:
-    """A grid of random test images titled actual / predicted, as in the write-up."""
+    """A grid of random test images titled actual / predicted, as in the write-up.
+
+    Predicted at the fixed threshold on the report's probabilities (shifted when
+    ``target_prevalence`` is set), so the gallery agrees with the confusion matrix.
+    """
     chosen = test_predictions.sample(
         n=min(params.gallery.n_images, len(test_predictions)), random_state=params.gallery.seed
     ).sort_values("image_id")
     images = [decode_grey_png(processed_images[key](), key=key) for key in chosen["image_id"]]
-    predicted = np.where(chosen["probability"] >= params.threshold, 1, 0)
+    prob = shifted_probabilities(chosen["probability"].to_numpy(float), test_metrics)
+    predicted = np.where(prob >= params.threshold, 1, 0)
     return prediction_gallery_figure(
         images,
         actual=chosen["label"].tolist(),
         predicted=[params.classes[p] for p in predicted],
-        prob=chosen["probability"].tolist(),
+        prob=prob.tolist(),
         columns=params.gallery.columns,
     )

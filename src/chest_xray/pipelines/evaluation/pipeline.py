@@ -25,7 +25,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=evaluate,
-                inputs=["validation_predictions", "test_predictions", "params:evaluation"],
+                inputs=[
+                    "validation_predictions",
+                    "test_predictions",
+                    "split_manifest",
+                    "params:training",
+                    "params:evaluation",
+                ],
                 outputs="test_metrics",
                 name="evaluate",
             ),
@@ -37,7 +43,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=plot_prediction_gallery,
-                inputs=["test_predictions", "processed_images", "params:evaluation"],
+                inputs=[
+                    "test_predictions",
+                    "processed_images",
+                    "test_metrics",
+                    "params:evaluation",
+                ],
                 outputs="prediction_gallery_plot",
                 name="plot_prediction_gallery",
             ),
