@@ -105,6 +105,9 @@ class ModelParams(_Params):
     # ``flatten`` is the write-up's head; ``global_average`` is far smaller and
     # faster on a CPU.
     head: Literal["flatten", "global_average"] = "flatten"
+    # BatchNormalization after each convolution, before its ReLU (the conv then
+    # drops its bias, which the normalisation's shift replaces). Off: the write-up.
+    batch_norm: bool = False
 
     @field_validator("conv_filters")
     @classmethod
@@ -134,11 +137,39 @@ class AugmentationParams(_Params):
     zoom: float = Field(0.2, ge=0.0, lt=1.0)
     horizontal_flip: bool = True
     fill_mode: FillMode = "nearest"
+    # Intensity, after the warp (Keras' RandomBrightness / RandomContrast, 0 = off):
+    # ``brightness`` adds a shift uniform in +-brightness of the full pixel range,
+    # ``contrast`` scales each image about its mean by a factor in 1 +- contrast.
+    # Scanners and exposure differ between hospitals; the geometry alone ignores that.
+    brightness: float = Field(0.0, ge=0.0, lt=1.0)
+    contrast: float = Field(0.0, ge=0.0, lt=1.0)
 
 
 class OptimizerParams(_Params):
+    """The optimiser and its learning rate: constant (the write-up) or a cosine schedule."""
+
     name: Literal["adam", "sgd", "rmsprop", "adamw"] = "adam"
+    # The constant rate, or the peak of the cosine schedule (reached after warm-up).
     learning_rate: float = Field(1e-4, gt=0.0)
+    # AdamW's decoupled weight decay; None keeps Keras' default (0.004). Only for adamw.
+    weight_decay: float | None = Field(None, ge=0.0)
+    # ``cosine``: from learning_rate down to 0 over the whole training (per batch), after
+    # ``warmup_epochs`` of linear warm-up from 0; ``constant`` takes no warm-up.
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_epochs: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _settings_that_would_be_ignored(self) -> OptimizerParams:
+        if self.weight_decay is not None and self.name != "adamw":
+            raise ValueError(
+                f"weight_decay is for the adamw optimizer, not {self.name!r} "
+                "(set name: adamw, or leave weight_decay unset)"
+            )
+        if self.warmup_epochs and self.schedule != "cosine":
+            raise ValueError(
+                "warmup_epochs needs schedule: cosine (a constant rate has no warm-up)"
+            )
+        return self
 
 
 class EarlyStoppingParams(_Params):
@@ -169,6 +200,9 @@ class TrainingParams(_Params):
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     # ``balanced`` weights each class by n_samples / (n_classes * n_class).
     class_weight: ClassWeight = "none"
+    # Binary cross-entropy against 0/1 labels moved this far towards 1/2
+    # (y * (1 - s) + s / 2): less over-confidence; 0 = plain labels.
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
     # Activations in 16 bits, weights in float32. ``bfloat16`` halves the memory
     # of a training step and, on CPUs with AVX512-BF16 or AMX, nearly halves its
     # time too (docs/benchmarks.md); ``float16`` is for GPUs.
@@ -188,6 +222,16 @@ class TrainingParams(_Params):
         if self.batch_size % self.micro_batches:
             raise ValueError(
                 f"micro_batches ({self.micro_batches}) must divide batch_size ({self.batch_size})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _warmup_leaves_epochs_to_decay(self) -> TrainingParams:
+        warmup = self.optimizer.warmup_epochs
+        if self.optimizer.schedule == "cosine" and self.epochs and warmup >= self.epochs:
+            raise ValueError(
+                f"optimizer.warmup_epochs ({warmup}) must be fewer than epochs ({self.epochs}): "
+                "the cosine decay needs at least one epoch"
             )
         return self
 

@@ -181,3 +181,64 @@ def test_draws_match_the_legacy_generator() -> None:
     assert (our_points[:, 0] < centre).mean() == pytest.approx(
         (legacy_points[:, 0] < centre).mean(), abs=0.08
     )
+
+
+GEOMETRY_OFF = {
+    "rotation_degrees": 0,
+    "width_shift": 0,
+    "height_shift": 0,
+    "shear": 0,
+    "zoom": 0,
+    "horizontal_flip": False,
+}
+# Rescaled pixels (the augmentation runs after the model's 1/255), well inside [0, 1]
+# so that no clipping blurs the bounds.
+GREYS = np.random.default_rng(4).uniform(0.35, 0.65, size=(64, 12, 12, 1)).astype(np.float32)
+
+
+def test_brightness_shifts_each_image_within_the_bound_in_training_only() -> None:
+    layer = build_augmentation(AugmentationParams(**GEOMETRY_OFF, brightness=0.2), seed=1)
+    assert isinstance(layer, keras.Sequential)
+    assert layer.name == "augmentation"
+    assert [sub.name for sub in layer.layers] == ["brightness"]
+    np.testing.assert_array_equal(np.asarray(layer(GREYS, training=False)), GREYS)
+    shifted = np.asarray(layer(GREYS, training=True))
+    shift = (shifted - GREYS).mean(axis=(1, 2, 3))
+    # one shift per image, a fraction of the [0, 1] range: at most 0.2, not 0.2 * 255
+    np.testing.assert_allclose(
+        shifted - GREYS, np.broadcast_to(shift[:, None, None, None], GREYS.shape), atol=1e-5
+    )
+    assert np.abs(shift).max() <= 0.2 + 1e-6
+    assert np.abs(shift).max() > 0.1  # 64 draws: some come near the bound
+    assert (shift > 0).any() and (shift < 0).any()
+
+
+def test_contrast_scales_about_each_images_mean_in_training_only() -> None:
+    layer = build_augmentation(AugmentationParams(**GEOMETRY_OFF, contrast=0.3), seed=1)
+    np.testing.assert_array_equal(np.asarray(layer(GREYS, training=False)), GREYS)
+    adjusted = np.asarray(layer(GREYS, training=True))
+    np.testing.assert_allclose(adjusted.mean(axis=(1, 2)), GREYS.mean(axis=(1, 2)), atol=1e-5)
+    ratio = adjusted.std(axis=(1, 2, 3)) / GREYS.std(axis=(1, 2, 3))
+    assert ratio.min() >= 0.7 - 1e-4
+    assert ratio.max() <= 1.3 + 1e-4
+    assert ratio.max() - ratio.min() > 0.2
+
+
+def test_intensity_follows_the_warp_and_stays_float32() -> None:
+    layer = build_augmentation(AugmentationParams(brightness=0.1, contrast=0.1), seed=5)
+    assert [sub.name for sub in layer.layers] == ["augmentation", "brightness", "contrast"]
+    assert isinstance(layer.layers[0], RandomAffine)
+    assert {sub.compute_dtype for sub in layer.layers} == {"float32"}
+    assert tuple(layer.get_layer("brightness").value_range) == (0.0, 1.0)
+    # seeded: the same seed draws the same augmentation
+    again = build_augmentation(AugmentationParams(brightness=0.1, contrast=0.1), seed=5)
+    np.testing.assert_array_equal(
+        np.asarray(layer(GREYS, training=True)), np.asarray(again(GREYS, training=True))
+    )
+
+
+def test_intensity_is_off_by_default_and_with_the_augmentation() -> None:
+    assert isinstance(build_augmentation(AugmentationParams(), seed=0), RandomAffine)
+    assert build_augmentation(AugmentationParams(enabled=False, brightness=0.2)) is None
+    with pytest.raises(ValueError, match="brightness"):
+        AugmentationParams(brightness=-0.1)

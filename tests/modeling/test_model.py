@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from chest_xray.modeling.augmentation import build_augmentation
-from chest_xray.modeling.model import build_model, compile_model, without_augmentation
-from chest_xray.params import AugmentationParams, ModelParams, OptimizerParams
+from chest_xray.modeling.model import (
+    PerUpdate,
+    build_model,
+    compile_model,
+    learning_rate,
+    without_augmentation,
+)
+from chest_xray.params import AugmentationParams, ModelParams, OptimizerParams, TrainingParams
 
 # Keras' own numpy 2 conversion, not this project's code.
 pytestmark = pytest.mark.filterwarnings(
@@ -127,3 +133,131 @@ def test_without_augmentation_shares_the_trained_layers(tmp_path: Path) -> None:
     assert {type(layer).__module__.split(".")[0] for layer in loaded.layers} == {"keras"}
     np.testing.assert_allclose(np.asarray(loaded(images)), expected, rtol=1e-6)
     assert without_augmentation(plain) is plain
+
+
+def test_batch_norm_sits_between_each_conv_and_its_relu() -> None:
+    model = build_model((16, 16, 1), TINY.model_copy(update={"batch_norm": True}))
+    names = [layer.name for layer in model.layers]
+    assert names[2:10] == [
+        "conv_1", "batch_norm_1", "relu_1", "pool_1",
+        "conv_2", "batch_norm_2", "relu_2", "pool_2",
+    ]  # fmt: skip
+    assert not model.get_layer("conv_1").use_bias  # beta replaces it
+    assert model.get_layer("conv_1").activation.__name__ == "linear"
+    plain = build_model((16, 16, 1), TINY)
+    assert not any("batch_norm" in layer.name for layer in plain.layers)
+    assert plain.get_layer("conv_1").use_bias
+    # Inference uses the moving statistics: deterministic, unlike training mode.
+    images = np.random.default_rng(0).integers(0, 256, size=(4, 16, 16, 1), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        np.asarray(model(images, training=False)), np.asarray(model(images, training=False))
+    )
+
+
+def test_label_smoothing_reaches_the_loss() -> None:
+    model = build_model((16, 16, 1), TINY)
+    compile_model(model, OptimizerParams())
+    assert model.loss.get_config()["label_smoothing"] == 0.0
+    compile_model(model, OptimizerParams(), label_smoothing=0.1)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    # a confident right answer now costs something: the target is 0.95, not 1
+    loss = model.loss(np.array([[1.0]]), np.array([[0.999]]))
+    assert float(loss) > 0.1
+    with pytest.raises(ValueError, match="label_smoothing"):
+        TrainingParams(label_smoothing=0.5)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero() -> None:
+    """10 epochs of 5 updates, 2 of them warm-up: 0 -> peak over 10 updates, then cosine to 0."""
+    peak = 1e-3
+    schedule = learning_rate(
+        OptimizerParams(learning_rate=peak, schedule="cosine", warmup_epochs=2),
+        steps_per_epoch=5,
+        epochs=10,
+    )
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+
+    def rate(step: int) -> float:
+        return float(schedule(step))
+
+    assert rate(0) == pytest.approx(0.0)
+    assert rate(5) == pytest.approx(peak / 2)  # linear warm-up
+    assert rate(10) == pytest.approx(peak)  # end of warm-up: the peak
+    assert rate(30) == pytest.approx(peak / 2)  # half-way through the 40 decay updates
+    last = 49  # the last update of the training
+    assert rate(last) == pytest.approx(peak * 0.5 * (1 + np.cos(np.pi * 39 / 40)), rel=1e-4)
+    assert rate(last) < peak / 100
+    assert rate(50) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_cosine_schedule_without_warmup_starts_at_the_peak() -> None:
+    schedule = learning_rate(
+        OptimizerParams(learning_rate=1e-3, schedule="cosine"), steps_per_epoch=4, epochs=5
+    )
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(10)) == pytest.approx(5e-4)
+    assert float(schedule(20)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_constant_rate_is_the_plain_number() -> None:
+    assert learning_rate(OptimizerParams(learning_rate=3e-4), 0, 0) == 3e-4
+    # an untrained model (epochs=0) has no update to schedule
+    assert learning_rate(OptimizerParams(learning_rate=3e-4, schedule="cosine"), 0, 0) == 3e-4
+    with pytest.raises(ValueError, match="needs the training's length"):
+        learning_rate(OptimizerParams(schedule="cosine"), steps_per_epoch=0, epochs=3)
+
+
+def test_compiled_optimizer_follows_the_schedule() -> None:
+    model = build_model((16, 16, 1), TINY)
+    optimizer = OptimizerParams(learning_rate=1e-3, schedule="cosine", warmup_epochs=1)
+    compile_model(model, optimizer, steps_per_epoch=3, epochs=4)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0)  # step 0 of warm-up
+    images = np.zeros((2, 16, 16, 1), dtype=np.uint8)
+    model.fit(images, np.array([0.0, 1.0]), batch_size=1, epochs=1, verbose=0)  # 2 updates
+    assert float(model.optimizer.learning_rate) == pytest.approx(2e-3 / 3)
+
+
+def test_schedule_counts_updates_under_gradient_accumulation() -> None:
+    """Keras hands a schedule its micro-step counter; update k is micro-step 4k + 3."""
+    optimizer = OptimizerParams(learning_rate=1e-3, schedule="cosine", warmup_epochs=1)
+    whole = learning_rate(optimizer, steps_per_epoch=5, epochs=3)
+    micro = learning_rate(optimizer, steps_per_epoch=5, epochs=3, accumulation_steps=4)
+    assert isinstance(micro, PerUpdate)
+    for update in (0, 3, 5, 9, 14):
+        assert float(micro(4 * update + 3)) == pytest.approx(float(whole(update)))
+    clone = PerUpdate.from_config(micro.get_config())
+    assert float(clone(4 * 7 + 3)) == pytest.approx(float(whole(7)))
+
+
+def test_weight_decay_is_adamws_and_unset_keeps_its_default() -> None:
+    model = build_model((16, 16, 1), TINY)
+    compile_model(model, OptimizerParams(name="adamw", weight_decay=0.05))
+    assert model.optimizer.weight_decay == pytest.approx(0.05)
+    compile_model(model, OptimizerParams(name="adamw"))
+    assert model.optimizer.weight_decay == pytest.approx(keras.optimizers.AdamW().weight_decay)
+    compile_model(model, OptimizerParams(name="adam"))
+    assert model.optimizer.weight_decay is None
+    with pytest.raises(ValueError, match="weight_decay is for the adamw optimizer, not 'sgd'"):
+        OptimizerParams(name="sgd", weight_decay=0.01)
+
+
+def test_warmup_needs_the_cosine_schedule() -> None:
+    with pytest.raises(ValueError, match="warmup_epochs needs schedule: cosine"):
+        OptimizerParams(warmup_epochs=2)
+
+
+def test_intensity_augmentation_is_left_out_of_the_saved_model(tmp_path: Path) -> None:
+    augmentation = build_augmentation(AugmentationParams(brightness=0.2, contrast=0.3), seed=0)
+    model = build_model((16, 16, 1), TINY, augmentation)
+    assert model.get_layer("augmentation") is augmentation
+    images = np.random.default_rng(2).integers(0, 256, size=(3, 16, 16, 1), dtype=np.uint8)
+    expected = np.asarray(model(images, training=False))
+    assert not np.allclose(np.asarray(model(images, training=True)), expected)
+    plain = without_augmentation(model)
+    names = [layer.name for layer in plain.layers]
+    assert not {"augmentation", "brightness", "contrast"} & set(names)
+    np.testing.assert_allclose(np.asarray(plain(images)), expected, rtol=1e-6)
+    plain.save(tmp_path / "model.h5")
+    loaded = keras.saving.load_model(tmp_path / "model.h5", compile=False)
+    assert {type(layer).__module__.split(".")[0] for layer in loaded.layers} == {"keras"}
+    np.testing.assert_allclose(np.asarray(loaded(images)), expected, rtol=1e-6)

@@ -24,6 +24,9 @@ Mapping from ``ImageDataGenerator`` (the write-up's settings in brackets):
 - ``horizontal_flip`` -> mirror left-right with probability 1/2.
 - ``fill_mode`` [``nearest``] and bilinear interpolation, as the legacy
   generator's default (spline order 1).
+
+Brightness and contrast (not in the write-up, off by default) are Keras' own
+``RandomBrightness`` / ``RandomContrast`` after the warp.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from chest_xray.params import AugmentationParams, FillMode
 FILL_MODES: tuple[str, ...] = get_args(FillMode)
 # The layer's name in the model; ``model.without_augmentation`` drops it by name.
 AUGMENTATION_LAYER = "augmentation"
+# Pixels as the augmentation sees them: build_model rescales 0..255 to 0..1 first.
+INTENSITY_RANGE: tuple[float, float] = (0.0, 1.0)
 
 
 def affine_transforms(
@@ -177,14 +182,29 @@ class RandomAffine(keras.layers.Layer):
         }
 
 
-def build_augmentation(params: AugmentationParams, seed: int | None = None) -> RandomAffine | None:
-    """The configured augmentation as one layer, or None when nothing would change.
+def build_augmentation(
+    params: AugmentationParams, seed: int | None = None
+) -> keras.layers.Layer | None:
+    """The configured augmentation as one layer named ``augmentation``, or None.
 
     None (augmentation disabled, or every transform set to 0 / False) keeps
-    inert layers out of the model.
+    inert layers out of the model. Without brightness or contrast the layer is
+    the ``RandomAffine`` itself; with them, a ``Sequential`` of the warp and
+    Keras' intensity layers, so ``model.without_augmentation`` still drops the
+    whole of it by its one name.
     """
     if not params.enabled:
         return None
+    geometric = _random_affine(params, seed)
+    intensity = _intensity_layers(params, seed)
+    if not intensity:
+        return geometric
+    layers = [geometric, *intensity] if geometric is not None else intensity
+    return keras.Sequential(layers, name=AUGMENTATION_LAYER)
+
+
+def _random_affine(params: AugmentationParams, seed: int | None) -> RandomAffine | None:
+    """The warp, named ``augmentation`` (the whole augmentation when it stands alone)."""
     if not (
         params.rotation_degrees
         or params.width_shift
@@ -207,3 +227,35 @@ def build_augmentation(params: AugmentationParams, seed: int | None = None) -> R
         dtype="float32",
         name=AUGMENTATION_LAYER,
     )
+
+
+def _intensity_layers(params: AugmentationParams, seed: int | None) -> list[keras.layers.Layer]:
+    """Keras' RandomBrightness / RandomContrast for the configured (non-zero) ranges.
+
+    The model rescales before it augments, so pixels are in [0, 1] here: that is
+    the ``value_range`` (the layers' default is 0..255), the brightness shift is
+    a fraction of it and both layers clip to it. Each layer gets its own seed,
+    so brightness and contrast draws are not the same random numbers.
+    """
+    layers: list[keras.layers.Layer] = []
+    if params.brightness:
+        layers.append(
+            keras.layers.RandomBrightness(
+                params.brightness,
+                value_range=INTENSITY_RANGE,
+                seed=None if seed is None else seed + 1,
+                dtype="float32",
+                name="brightness",
+            )
+        )
+    if params.contrast:
+        layers.append(
+            keras.layers.RandomContrast(
+                params.contrast,
+                value_range=INTENSITY_RANGE,
+                seed=None if seed is None else seed + 2,
+                dtype="float32",
+                name="contrast",
+            )
+        )
+    return layers

@@ -6,6 +6,8 @@ Nothing here imports TensorFlow, so the same network builds and trains with
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from chest_xray.modeling.augmentation import AUGMENTATION_LAYER
@@ -48,14 +50,7 @@ def build_model(
     if augmentation is not None:
         x = augmentation(x)
     for index, filters in enumerate(params.conv_filters, start=1):
-        x = keras.layers.Conv2D(
-            filters,
-            params.kernel_size,
-            activation="relu",
-            padding="valid",
-            name=f"conv_{index}",
-        )(x)
-        x = keras.layers.MaxPooling2D(params.pool_size, name=f"pool_{index}")(x)
+        x = _conv_block(x, index, filters, params)
     if params.head == "flatten":
         x = keras.layers.Flatten(name="flatten")(x)
     else:
@@ -66,6 +61,26 @@ def build_model(
     # log-loss would be computed in half precision.
     outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _conv_block(x: keras.KerasTensor, index: int, filters: int, params: ModelParams) -> Any:
+    """Conv -> ReLU -> max-pool; with ``batch_norm``, conv -> BatchNorm -> ReLU -> max-pool.
+
+    The normalisation sits before the activation, on the convolution's raw
+    output, and that convolution drops its bias: the normalisation's own shift
+    (beta) replaces it, so a bias would only be subtracted out again.
+    """
+    if not params.batch_norm:
+        x = keras.layers.Conv2D(
+            filters, params.kernel_size, activation="relu", padding="valid", name=f"conv_{index}"
+        )(x)
+    else:
+        x = keras.layers.Conv2D(
+            filters, params.kernel_size, padding="valid", use_bias=False, name=f"conv_{index}"
+        )(x)
+        x = keras.layers.BatchNormalization(name=f"batch_norm_{index}")(x)
+        x = keras.layers.Activation("relu", name=f"relu_{index}")(x)
+    return keras.layers.MaxPooling2D(params.pool_size, name=f"pool_{index}")(x)
 
 
 def without_augmentation(model: keras.Model) -> keras.Model:
@@ -102,22 +117,89 @@ def _check_spatial_size(input_shape: tuple[int, int, int], params: ModelParams) 
 
 
 def compile_model(
-    model: keras.Model, optimizer: OptimizerParams, accumulation_steps: int = 1
+    model: keras.Model,
+    optimizer: OptimizerParams,
+    accumulation_steps: int = 1,
+    *,
+    label_smoothing: float = 0.0,
+    steps_per_epoch: int = 0,
+    epochs: int = 0,
 ) -> None:
     """Binary cross-entropy with accuracy and ROC AUC, the write-up's optimiser by default.
 
     ``accumulation_steps`` > 1 averages that many steps' gradients into one
     update (Keras' gradient accumulation). Under a ``mixed_float16`` policy
     Keras wraps the optimiser in a LossScaleOptimizer itself.
+
+    A cosine schedule spans ``epochs`` of ``steps_per_epoch`` optimizer updates
+    (whole batches, however many micro-batches each is fed as).
     """
+    settings: dict[str, Any] = {
+        "learning_rate": learning_rate(optimizer, steps_per_epoch, epochs, accumulation_steps),
+        "gradient_accumulation_steps": accumulation_steps if accumulation_steps > 1 else None,
+    }
+    if optimizer.weight_decay is not None:  # unset: the optimiser's own default
+        settings["weight_decay"] = optimizer.weight_decay
     model.compile(
-        optimizer=_OPTIMIZERS[optimizer.name](
-            learning_rate=optimizer.learning_rate,
-            gradient_accumulation_steps=accumulation_steps if accumulation_steps > 1 else None,
-        ),
-        loss=keras.losses.BinaryCrossentropy(),
+        optimizer=_OPTIMIZERS[optimizer.name](**settings),
+        loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
         metrics=[
             keras.metrics.BinaryAccuracy(name="accuracy"),
             keras.metrics.AUC(name="auc"),
         ],
     )
+
+
+def learning_rate(
+    optimizer: OptimizerParams, steps_per_epoch: int, epochs: int, accumulation_steps: int = 1
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The constant rate, or cosine decay to 0 after a linear warm-up from 0.
+
+    Keras' ``CosineDecay`` warms up from ``initial_learning_rate`` to
+    ``warmup_target`` over ``warmup_steps``, then decays over ``decay_steps``
+    more; without warm-up it decays from ``initial_learning_rate`` directly.
+    """
+    if optimizer.schedule == "constant" or epochs == 0:  # 0 epochs: no update to schedule
+        return optimizer.learning_rate
+    if steps_per_epoch < 1 or epochs < 1:
+        raise ValueError(
+            f"A cosine schedule needs the training's length: got {steps_per_epoch} "
+            f"steps per epoch and {epochs} epochs"
+        )
+    warmup_steps = optimizer.warmup_epochs * steps_per_epoch
+    decay_steps = epochs * steps_per_epoch - warmup_steps
+    if decay_steps < 1:
+        raise ValueError(f"warmup_epochs ({optimizer.warmup_epochs}) leaves no epoch to decay over")
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else optimizer.learning_rate,
+        decay_steps=decay_steps,
+        warmup_target=optimizer.learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    if accumulation_steps > 1:
+        return PerUpdate(schedule, accumulation_steps)
+    return schedule
+
+
+@keras.saving.register_keras_serializable(package="chest_xray")
+class PerUpdate(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule counted in updates where Keras counts micro-batches.
+
+    With gradient accumulation Keras hands a schedule its micro-step counter;
+    update k is applied at micro-step k * steps + steps - 1, and that floored
+    by ``steps`` is k: the same rate per update as with whole batches.
+    """
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule, steps: int):
+        self.schedule = schedule
+        self.steps = steps
+
+    def __call__(self, step: Any) -> Any:
+        return self.schedule(keras.ops.floor_divide(step, self.steps))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule), "steps": self.steps}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> PerUpdate:
+        return cls(keras.saving.deserialize_keras_object(config["schedule"]), config["steps"])

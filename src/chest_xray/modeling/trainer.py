@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -157,7 +158,14 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
     with _precision(params.mixed_precision, log), _distribution_scope(params.distribution, log):
         augmentation = build_augmentation(params.augmentation, seed=params.seed)
         model = build_model(train_images.shape[1:], params.model, augmentation)
-        compile_model(model, params.optimizer, accumulation_steps=params.micro_batches)
+        compile_model(
+            model,
+            params.optimizer,
+            accumulation_steps=params.micro_batches,
+            label_smoothing=params.label_smoothing,
+            steps_per_epoch=updates_per_epoch(len(train_images), params.batch_size),
+            epochs=params.epochs,
+        )
         if params.epochs == 0:
             log.info("epochs=0: returning the untrained model")
             return without_augmentation(model), _history_dict(None)
@@ -185,6 +193,12 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
             verbose=0,  # one log line per epoch instead of a progress bar
         )
     return without_augmentation(model), _history_dict(fitted)
+
+
+def updates_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer updates in one epoch: one per batch (the last may be short), whatever
+    the micro-batches; a learning-rate schedule is laid out in these."""
+    return math.ceil(n_train / batch_size)
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
