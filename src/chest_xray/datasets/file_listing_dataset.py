@@ -119,11 +119,14 @@ class FileListingDataset(AbstractDataset[FileListing, FileListing]):
 
     def _loader(self, file: str) -> Callable[[], bytes]:
         def load() -> bytes:
-            if self._protocol == "file" and os.path.islink(file) and not os.path.exists(file):
+            try:
+                return bytes(self._fs.cat_file(file))
+            except FileNotFoundError as error:  # a dangling link: say where it points
+                if self._protocol != "file" or not os.path.islink(file):
+                    raise
                 raise FileNotFoundError(
                     f"{file} is a symbolic link to {os.readlink(file)}, which does not exist"
-                )
-            return bytes(self._fs.cat_file(file))
+                ) from error
 
         return load
 

@@ -45,6 +45,7 @@ from chest_xray.tracking.server_check import (
     check_sqlite_store,
     check_tracking_server,
     configured_tracking_uri,
+    mlflow_conf,
     tracks_anything,
 )
 from chest_xray.tracking.stale_runs import close_stale_runs
@@ -100,9 +101,10 @@ class RunLifecycleHooks:
     def after_context_created(self, context: KedroContext) -> None:
         """Before kedro-mlflow connects: close a run this process left open, check the server."""
         self._close_interrupted_run()
-        uri = configured_tracking_uri(context)
+        conf = mlflow_conf(context)  # read once: the configuration loader parses files
+        uri = configured_tracking_uri(conf)
         check_tracking_server(uri)
-        if tracks_anything(context):
+        if tracks_anything(conf):
             check_sqlite_store(uri)
 
     @hook_impl

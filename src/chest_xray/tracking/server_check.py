@@ -32,7 +32,8 @@ class TrackingStoreError(RuntimeError):
     """The configured SQLite store cannot be read or written: stop before any work."""
 
 
-def _mlflow_conf(context: KedroContext) -> dict[str, Any]:
+def mlflow_conf(context: KedroContext) -> dict[str, Any]:
+    """The project's mlflow.yml (merged over environments), read as kedro-mlflow reads it."""
     loader = context.config_loader
     patterns = getattr(loader, "config_patterns", None)  # OmegaConfigLoader's
     if patterns is not None and "mlflow" not in patterns:  # as kedro-mlflow registers it
@@ -43,17 +44,17 @@ def _mlflow_conf(context: KedroContext) -> dict[str, Any]:
         return {}
 
 
-def configured_tracking_uri(context: KedroContext) -> str | None:
+def configured_tracking_uri(conf: dict[str, Any]) -> str | None:
     """The tracking URI kedro-mlflow is about to use (mlflow.yml, else MLFLOW_TRACKING_URI)."""
-    server = _mlflow_conf(context).get("server") or {}
+    server = conf.get("server") or {}
     return server.get("mlflow_tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
 
 
-def tracks_anything(context: KedroContext) -> bool:
+def tracks_anything(conf: dict[str, Any]) -> bool:
     """False when mlflow.yml disables tracking for every registered pipeline (no_tracking)."""
     from kedro.framework.project import pipelines
 
-    tracking = _mlflow_conf(context).get("tracking") or {}
+    tracking = conf.get("tracking") or {}
     disabled = set((tracking.get("disable_tracking") or {}).get("pipelines") or [])
     return not set(pipelines) <= disabled
 
