@@ -6,11 +6,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kedro.framework.cli.utils import find_run_command
-from kedro.framework.project import configure_project
-
 
 def main(*args, **kwargs) -> Any:
+    """``chest-xray predict ...`` (no Kedro needed), else the project's ``kedro run``."""
+    if not args and sys.argv[1:2] == ["predict"]:
+        from chest_xray.inference.cli import main as predict
+
+        sys.exit(predict(sys.argv[2:]))
+
+    from kedro.framework.cli.utils import find_run_command
+    from kedro.framework.project import configure_project
+
     package_name = Path(__file__).parent.name
     configure_project(package_name)
 

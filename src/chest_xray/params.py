@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
-from chest_xray.data.imaging import OutputSettings, ResizeMode
+from chest_xray.data.imaging import Contrast, OutputSettings, ResizeMode
 
 # Shared with the code that takes these values outside the parameters
 # (modeling.augmentation.RandomAffine, modeling.trainer, benchmarks/bench_memory.py): one
@@ -58,6 +58,13 @@ class PreprocessingParams(_Params):
     # from a full decode (docs/benchmarks.md#design-figures).
     jpeg_draft: bool = True
     png_compress_level: int = Field(1, ge=0, le=9)
+    # Histogram equalisation of each image after the resize: ``none`` (the write-up),
+    # ``equalize`` (global) or ``clahe`` (adaptive, clip limit 0.01). A model trained
+    # on equalised images is packaged with the setting, so inference equalises too.
+    contrast: Contrast = "none"
+    # Share of the height and width cut from each side before the resize (0 = off):
+    # takes laterality letters, hospital text and film edges out of the image.
+    border_crop: float = Field(0.0, ge=0.0, lt=0.25)
     workers: int = Field(0, ge=0)  # threads: 0 = one per CPU core; 1 = in the calling thread
     # Reuse the PNG of an image whose source bytes and settings are unchanged
     # since the last run (per preprocessing_log) instead of decoding it again.
@@ -72,7 +79,12 @@ class PreprocessingParams(_Params):
     def output_settings(self) -> OutputSettings:
         """The four settings that decide a PNG's bytes, as one value for the data stage."""
         return OutputSettings(
-            self.image_size, self.resize_mode, self.jpeg_draft, self.png_compress_level
+            self.image_size,
+            self.resize_mode,
+            self.jpeg_draft,
+            self.png_compress_level,
+            self.contrast,
+            self.border_crop,
         )
 
 
@@ -108,6 +120,10 @@ class ModelParams(_Params):
     # BatchNormalization after each convolution, before its ReLU (the conv then
     # drops its bias, which the normalisation's shift replaces). Off: the write-up.
     batch_norm: bool = False
+    # ``standardize``: each image to zero mean and unit variance before the first
+    # convolution (a stock LayerNormalization over height, width and channel), so
+    # the overall exposure of a scan carries no signal. ``none``: the write-up's 1/255.
+    input_normalisation: Literal["none", "standardize"] = "none"
 
     @field_validator("conv_filters")
     @classmethod
@@ -143,6 +159,9 @@ class AugmentationParams(_Params):
     # Scanners and exposure differ between hospitals; the geometry alone ignores that.
     brightness: float = Field(0.0, ge=0.0, lt=1.0)
     contrast: float = Field(0.0, ge=0.0, lt=1.0)
+    # ``gamma`` raises pixels (0..1) to a power drawn log-uniformly in
+    # [1 / (1 + gamma), 1 + gamma]: a detector's non-linear response, 0 = off.
+    gamma: float = Field(0.0, ge=0.0, lt=2.0)
 
 
 class OptimizerParams(_Params):
@@ -259,7 +278,33 @@ class EvaluationParams(_Params):
     # probabilities as the model gives them. Under ``training.class_weight: balanced``
     # the model learnt as if both classes were equal, so the shift starts from 1/2.
     target_prevalence: float | None = Field(None, gt=0.0, lt=1.0)
+    # The threshold the packaged model (inference, CLI, served model) applies:
+    # ``validation`` = the one ``validation_threshold`` chose (``threshold`` when it
+    # chose none), ``fixed`` = ``threshold``.
+    model_threshold: Literal["validation", "fixed"] = "validation"
+    # Test-time augmentation: the mean probability over the original and its mirror
+    # image (``flip``), and 4% shifts of both (``flip_shift``); validation, test and the
+    # packaged model alike. ``none``: one pass (the write-up).
+    tta: Literal["none", "flip", "flip_shift"] = "none"
     gallery: GalleryParams = GalleryParams()
+
+
+# ------------------------------------------------------------------------- inference
+
+
+class InferenceParams(_Params):
+    """How the ``inference`` pipeline predicts a folder of new images.
+
+    The folder (``inference_root``) and the model (``model_uri``) are catalog
+    settings (conf/base/globals.yml); preprocessing and threshold come with the model.
+    """
+
+    batch_size: PositiveInt = 32
+    workers: int = Field(0, ge=0)  # decoding threads: 0 = one per CPU core
+    # Grad-CAM overlays: ``all`` images, ``none``, or N: the N most confidently
+    # positive and the N most confidently negative.
+    gradcam: Literal["all", "none"] | PositiveInt = "all"
+    progress: bool = True  # a progress bar on the console (not in the log)
 
 
 # ------------------------------------------------------------------ runtime parameters

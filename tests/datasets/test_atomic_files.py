@@ -12,7 +12,8 @@ from kedro.io import DatasetError
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset
 
-from chest_xray.datasets import AtomicCSVDataset, AtomicJSONDataset, atomic_files
+from chest_xray import files
+from chest_xray.datasets import AtomicCSVDataset, AtomicJSONDataset
 
 TABLE = pd.DataFrame({"image_id": ["train/a", "test/é"], "probability": [0.25, 0.5]})
 
@@ -52,7 +53,7 @@ def test_a_full_disk_keeps_the_previous_file_whole(
             self.handle.write(data[: len(data) // 2])  # type: ignore[attr-defined]
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(atomic_files.os, "fdopen", lambda *a, **k: FullDisk(real_fdopen(*a, **k)))
+    monkeypatch.setattr(files.os, "fdopen", lambda *a, **k: FullDisk(real_fdopen(*a, **k)))
     with pytest.raises(DatasetError, match=r"log\.csv.*No space left"):
         dataset.save(pd.concat([TABLE] * 100))
     assert (tmp_path / "log.csv").read_bytes() == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -13,12 +14,19 @@ import pandas as pd
 import pytest
 
 from chest_xray.evaluation.metrics import flat_metrics
+from chest_xray.inference.packaging import load_classifier
 from chest_xray.modeling.inputs import decode_grey_png
 from tests.tracking.conftest import TRAINING, Tracked
 from tests.tracking.support import MANIFEST, artifact_paths, mlflow_digest, read_artifact
 
 EPOCH_METRICS = ["loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc"]
-PLOTS = ["training_curves", "confusion_matrix", "roc_curve", "prediction_gallery"]
+PLOTS = [
+    "training_curves",
+    "confusion_matrix",
+    "roc_curve",
+    "prediction_gallery",
+    "gradcam_gallery",
+]
 
 pytestmark = pytest.mark.slow
 
@@ -151,13 +159,22 @@ def test_the_logged_model_reloads_and_predicts_like_the_run(tracked: Tracked) ->
         ]
     )[..., None].astype("float32")
 
-    model = mlflow.keras.load_model(f"runs:/{run_id}/model")
-    assert getattr(model, "optimizer", None) is None  # logged without Adam's state
-    probability = model.predict(images, verbose=0).reshape(-1)
+    # The servable package: the network (without Adam's state) and its settings...
+    classifier = load_classifier(f"runs:/{run_id}/model")
+    assert getattr(classifier.model, "optimizer", None) is None
+    assert classifier.settings.image_size == (64, 64)
+    probability = classifier.probabilities(images)
     assert probability == pytest.approx(rows["probability"].to_numpy(), abs=1e-5)
 
+    # ... served as pyfunc: image files in (base64), probability and label out.
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    assert pyfunc.metadata.signature.inputs.inputs[0].shape == (-1, 64, 64, 1)
-    assert np.asarray(pyfunc.predict(images)).reshape(-1) == pytest.approx(
+    encoded = [
+        base64.b64encode(
+            (tracked.project / f"data/03_primary/images/{key}.png").read_bytes()
+        ).decode()
+        for key in rows["image_id"]
+    ]
+    answer = pyfunc.predict(pd.DataFrame({"image": encoded}))
+    assert answer["probability"].to_numpy() == pytest.approx(
         rows["probability"].to_numpy(), abs=1e-5
     )

@@ -21,6 +21,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from chest_xray.inference.packaging import load_classifier
 from chest_xray.tools.demo_data import DemoDatasetFacts
 from tests.tracking.conftest import TRAINING
 from tests.tracking.support import (
@@ -135,16 +136,16 @@ def test_a_kedro_run_is_tracked_on_the_server(
     assert lineage.dataset.digest == run.data.tags["data_fingerprint"]
     # Artifacts went through the server into its artifact store, not into ./mlruns.
     stored = {path.name for path in mlflow_server.artifacts.rglob("*") if path.is_file()}
-    assert {"training_curves.png", "test_metrics.json", "model.keras"} <= stored
+    assert {"training_curves.png", "test_metrics.json", "model.h5", "MLmodel"} <= stored
     assert not (project / "mlruns").exists() or not any(
         (project / "mlruns").rglob("training_curves.png")
     )
     mlflow.set_tracking_uri(mlflow_server.url)
     try:
-        model = mlflow.keras.load_model(f"runs:/{run_id}/model")
+        classifier = load_classifier(f"runs:/{run_id}/model")
     finally:  # leave no global URI pointing at a server about to stop
         mlflow.set_tracking_uri(sqlite_uri(project))
-    assert model.input_shape == (None, 64, 64, 1)
+    assert classifier.model.input_shape == (None, 64, 64, 1)
 
     # The local store kept only the data-processing run.
     local = [r.info.run_name for r in experiment_runs(MlflowClient(sqlite_uri(project)))]

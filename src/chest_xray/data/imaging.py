@@ -1,4 +1,5 @@
-"""Decode any X-ray file to 8-bit grey, resize it, encode it as PNG.
+"""Decode any X-ray file (anything Pillow reads, and DICOM) to 8-bit grey, resize it,
+encode it as PNG.
 
 Pure functions of bytes -> bytes, so they run on worker threads (Pillow releases
 the GIL while it decodes, resizes and encodes) and are tested without Kedro.
@@ -17,6 +18,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ResizeMode = Literal["stretch", "pad"]
+# Contrast normalisation after the resize: none (the write-up), global histogram
+# equalisation (Pillow) or CLAHE (scikit-image's equalize_adapthist).
+Contrast = Literal["none", "equalize", "clahe"]
+CLAHE_CLIP_LIMIT = 0.01  # scikit-image's default: the share of a tile's pixels a bin keeps
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
@@ -34,6 +39,15 @@ class UnreadableImageError(ValueError):
         self.reason = reason
 
 
+class UnsupportedImageError(UnreadableImageError):
+    """``name`` is a well-formed file of a known format that this project cannot use
+    (a multi-frame or non-image DICOM, a compression no installed decoder handles...).
+
+    A subclass, so whoever counts unreadable files as skips counts these too, while
+    a caller that cares can tell "fix the file" from "convert the file".
+    """
+
+
 @dataclass(frozen=True)
 class OutputSettings:
     """Everything that decides a preprocessed PNG's bytes, passed down as one value."""
@@ -42,15 +56,21 @@ class OutputSettings:
     resize_mode: ResizeMode = "stretch"
     jpeg_draft: bool = True
     png_compress_level: int = 1
+    contrast: Contrast = "none"
+    border_crop: float = 0.0  # share of the height and width cut from each side first
 
     @property
     def key(self) -> str:
         """The settings as one readable string, recorded with every image in the log."""
         height, width = self.size
         draft = "draft" if self.jpeg_draft else "full"
+        # The contrast step only appears when on, so logs written before it existed
+        # still match (their images had none).
+        contrast = "" if self.contrast == "none" else f" {self.contrast}"
+        crop = f" crop{self.border_crop:g}" if self.border_crop else ""
         return (
             f"v{OUTPUT_VERSION} {height}x{width} {self.resize_mode} {draft} "
-            f"zlib{self.png_compress_level}"
+            f"zlib{self.png_compress_level}{contrast}{crop}"
         )
 
 
@@ -109,9 +129,20 @@ def decode(
 
     ``draft_size`` (width, height) lets libjpeg decode a JPEG at 1/2, 1/4 or 1/8
     scale, never below that size; other formats ignore it.
+
+    DICOM files (``dicom.is_dicom``) go to ``dicom.read_dicom``, which applies the
+    DICOM grey-level transforms and returns mode L; their mode reads like
+    "DICOM MONOCHROME1 12-bit".
     """
     if not data:
         raise UnreadableImageError(name, "empty file (0 bytes)")
+    # Imported here: dicom.py imports this module's errors (and pydicom, which only
+    # DICOM input needs).
+    from chest_xray.data import dicom
+
+    if dicom.is_dicom(data, name):
+        decoded = dicom.read_dicom(data, name)
+        return decoded.image, decoded.mode, decoded.size
     try:
         with warnings.catch_warnings():
             # Pillow warns before it raises for images over its pixel limit.
@@ -132,15 +163,65 @@ def decode(
     return ImageOps.exif_transpose(image) or image, *original
 
 
-def preprocess(data: bytes, name: str, settings: OutputSettings) -> PreprocessedImage:
-    """Encoded image -> grey, resized PNG: the whole per-image preprocessing step."""
+def prepare(
+    data: bytes, name: str, settings: OutputSettings
+) -> tuple[Image.Image, str, tuple[int, int]]:
+    """Encoded image -> the grey, resized image ``preprocess`` would save, with the
+    original's mode and (width, height).
+
+    What inference calls on a new X-ray: the very pixels training saw, without
+    the PNG round trip (PNG is lossless, so skipping it changes nothing).
+    """
     # Decode at >= twice the target (a fraction of a grey level from a full decode,
     # docs/benchmarks.md#design-figures); square, since EXIF rotation may swap the axes.
     side = 2 * max(settings.size)
-    image, original_mode, (original_width, original_height) = decode(
+    image, original_mode, original_size = decode(
         data, name, draft_size=(side, side) if settings.jpeg_draft else None
     )
-    grey = resize(to_grey(image), settings.size, settings.resize_mode)
+    grey = resize(
+        crop_border(to_grey(image), settings.border_crop), settings.size, settings.resize_mode
+    )
+    return normalise_contrast(grey, settings.contrast), original_mode, original_size
+
+
+def crop_border(image: Image.Image, share: float) -> Image.Image:
+    """``image`` without ``share`` of its height and width on each side.
+
+    The edges of a chest film carry what is not anatomy: the laterality letter,
+    hospital text, calipers and the collimation edge. Their style can differ by
+    class or period, and a network will use them (Grad-CAM shows the "R" marker
+    in the top corner lighting up for PNEUMONIA). Cutting them off before the
+    resize keeps them out of every image, training and inference alike.
+    """
+    if not share:
+        return image
+    width, height = image.size
+    dx, dy = round(share * width), round(share * height)
+    return image.crop((dx, dy, width - dx, height - dy))
+
+
+def normalise_contrast(image: Image.Image, contrast: Contrast) -> Image.Image:
+    """Histogram equalisation, global or adaptive (CLAHE), of an 8-bit grey image.
+
+    Exposure and detector response differ between hospitals and years (the
+    official TEST set was graded again, from another period); equalising each
+    image's histogram takes the global grey-level distribution out of what the
+    network can use. CLAHE does it per tile, with a clip limit so noise in flat
+    regions is not amplified. Applied after the resize, on the image the network sees.
+    """
+    if contrast == "none":
+        return image
+    if contrast == "equalize":
+        return ImageOps.equalize(image)
+    from skimage.exposure import equalize_adapthist
+
+    adapted = equalize_adapthist(np.asarray(image), clip_limit=CLAHE_CLIP_LIMIT)
+    return Image.fromarray(np.clip(np.rint(adapted * 255), 0, 255).astype(np.uint8), mode="L")
+
+
+def preprocess(data: bytes, name: str, settings: OutputSettings) -> PreprocessedImage:
+    """Encoded image -> grey, resized PNG: the whole per-image preprocessing step."""
+    grey, original_mode, (original_width, original_height) = prepare(data, name, settings)
     buffer = io.BytesIO()
     grey.save(buffer, format="PNG", compress_level=settings.png_compress_level)
     return PreprocessedImage(buffer.getvalue(), original_mode, original_width, original_height)

@@ -5,6 +5,7 @@ from chest_xray.datasets.file_listing_dataset import FileListingDataset
 from chest_xray.datasets.image_file_dataset import ImageFileDataset
 from chest_xray.datasets.keras_model_dataset import KerasModelDataset
 from chest_xray.datasets.optional_dataset import OptionalDataset
+from chest_xray.datasets.servable_model_dataset import ServableModelDataset
 
 __all__ = [
     "AtomicCSVDataset",
@@ -13,4 +14,5 @@ __all__ = [
     "ImageFileDataset",
     "KerasModelDataset",
     "OptionalDataset",
+    "ServableModelDataset",
 ]

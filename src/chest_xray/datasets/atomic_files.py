@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from typing import Any
 
 import pandas as pd
 from kedro.io.core import DatasetError, get_filepath_str
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset
+
+from chest_xray.files import write_atomically
 
 
 class AtomicCSVDataset(CSVDataset):
@@ -57,17 +57,7 @@ def _save_whole(dataset: CSVDataset | JSONDataset, data: bytes) -> None:
 
 def atomic_local_write(path: str, data: bytes) -> None:
     """Write to a temporary file beside ``path`` and rename it into place."""
-    folder = os.path.dirname(path) or "."
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+        write_atomically(path, data)
     except OSError as error:
-        raise DatasetError(f"Cannot write into '{folder}': {error}") from error
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except OSError as error:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         raise DatasetError(f"Cannot write '{path}': {error}") from error

@@ -36,11 +36,15 @@ DANGLING = -1  # the size listed for a symbolic link whose target is missing
 
 class FileListing(Mapping[str, Callable[[], bytes]]):
     """Partition id -> loader of the file's bytes, like a loaded ``PartitionedDataset``;
-    ``table`` holds one row per file: ``partition``, ``size``, ``modified``."""
+    ``table`` holds one row per file: ``partition``, ``size``, ``modified``; ``root`` is the
+    folder listed (for messages that must name it)."""
 
-    def __init__(self, table: pd.DataFrame, loaders: Mapping[str, Callable[[], bytes]]) -> None:
+    def __init__(
+        self, table: pd.DataFrame, loaders: Mapping[str, Callable[[], bytes]], root: str = ""
+    ) -> None:
         self.table = table
         self._loaders = loaders
+        self.root = root
 
     def __getitem__(self, partition: str) -> Callable[[], bytes]:
         return self._loaders[partition]
@@ -115,7 +119,8 @@ class FileListingDataset(AbstractDataset[FileListing, FileListing]):
         table = pd.DataFrame(rows, columns=COLUMNS).astype(
             {"partition": str, "size": "int64", "modified": str}
         )
-        return FileListing(table, loaders)
+        root = self._folder if self._protocol == "file" else f"{self._protocol}://{self._folder}"
+        return FileListing(table, loaders, root)
 
     def _loader(self, file: str) -> Callable[[], bytes]:
         def load() -> bytes:

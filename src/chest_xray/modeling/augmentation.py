@@ -26,7 +26,8 @@ Mapping from ``ImageDataGenerator`` (the write-up's settings in brackets):
   generator's default (spline order 1).
 
 Brightness and contrast (not in the write-up, off by default) are Keras' own
-``RandomBrightness`` / ``RandomContrast`` after the warp.
+``RandomBrightness`` / ``RandomContrast`` after the warp; gamma (off by default)
+is ``RandomGamma`` here, as Keras has none.
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ def build_augmentation(
     """The configured augmentation as one layer named ``augmentation``, or None.
 
     None (augmentation disabled, or every transform set to 0 / False) keeps
-    inert layers out of the model. Without brightness or contrast the layer is
+    inert layers out of the model. Without brightness, contrast or gamma the layer is
     the ``RandomAffine`` itself; with them, a ``Sequential`` of the warp and
     Keras' intensity layers, so ``model.without_augmentation`` still drops the
     whole of it by its one name.
@@ -258,4 +259,42 @@ def _intensity_layers(params: AugmentationParams, seed: int | None) -> list[kera
                 name="contrast",
             )
         )
+    if params.gamma:
+        layers.append(
+            RandomGamma(
+                params.gamma, seed=None if seed is None else seed + 3, dtype="float32", name="gamma"
+            )
+        )
     return layers
+
+
+@keras.saving.register_keras_serializable(package="chest_xray")
+class RandomGamma(keras.layers.Layer):
+    """``x ** g`` per image, pixels in [0, 1], ``log g`` uniform in +-log(1 + ``gamma``).
+
+    Log-uniform, so darkening and brightening the mid-tones are equally likely
+    (g = 1.5 and g = 1 / 1.5 as often). Only in training; identity otherwise.
+    """
+
+    def __init__(self, gamma: float, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if gamma < 0:
+            raise ValueError(f"gamma must be >= 0, got {gamma}")
+        self.gamma = gamma
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if not training or not self.gamma:
+            return inputs
+        bound = math.log1p(self.gamma)
+        shape = (keras.ops.shape(inputs)[0], 1, 1, 1)
+        log_gamma = keras.random.uniform(shape, -bound, bound, seed=self.generator)
+        clipped = keras.ops.clip(inputs, 0.0, 1.0)
+        return keras.ops.power(clipped, keras.ops.exp(log_gamma))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "gamma": self.gamma, "seed": self.seed}

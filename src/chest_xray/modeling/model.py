@@ -49,6 +49,19 @@ def build_model(
     x = keras.layers.Rescaling(1.0 / 255.0, dtype=_PIXEL_DTYPE, name="rescale")(inputs)
     if augmentation is not None:
         x = augmentation(x)
+    if params.input_normalisation == "standardize":
+        # Per image over (H, W, C), no learnt shift or scale: a stock layer, so the
+        # saved model still loads without this package. Float32 like the pixels.
+        # epsilon far below an X-ray's pixel variance (~0.04 on 0..1), so a brighter copy
+        # of an image standardises to the same pixels; a flat image stays finite.
+        x = keras.layers.LayerNormalization(
+            axis=[1, 2, 3],
+            epsilon=1e-6,
+            center=False,
+            scale=False,
+            dtype=_PIXEL_DTYPE,
+            name="standardize",
+        )(x)
     for index, filters in enumerate(params.conv_filters, start=1):
         x = _conv_block(x, index, filters, params)
     if params.head == "flatten":

@@ -287,7 +287,12 @@ def _callbacks(
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """One log line per epoch: Kedro's log keeps the curve without a progress bar."""
+    """One log line per epoch: Kedro's log keeps the curve without a progress bar.
+
+    Each record also carries the epoch's metrics (``record.epoch_metrics``, with
+    ``record.epoch`` 1-based), so a logging handler can follow training live (the
+    tracking hooks send them to the MLflow run) without this module knowing it.
+    """
 
     def __init__(self, log: logging.Logger, n_images: int, epochs: int) -> None:
         super().__init__()
@@ -313,7 +318,17 @@ class EpochLogger(keras.callbacks.Callback):
             logs.get("val_accuracy", float("nan")),
             seconds,
             self.n_images / seconds if seconds > 0 else float("nan"),
+            extra={"epoch": epoch + 1, "epoch_metrics": _scalars(logs)},
         )
+
+
+def _scalars(logs: dict[str, Any]) -> dict[str, float]:
+    """The epoch's metrics as plain floats (a value that is not one number is left out)."""
+    scalars = {}
+    for key, value in logs.items():
+        with contextlib.suppress(TypeError, ValueError):
+            scalars[key] = float(value)
+    return scalars
 
 
 def _history_dict(fitted: keras.callbacks.History | None) -> dict[str, list[float]]:

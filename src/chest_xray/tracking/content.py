@@ -6,7 +6,8 @@
 - typed parameters field by field (``training.model.dropout``): kedro-mlflow logs
   a validated pydantic group as one long string;
 - what the catalog declares under ``metadata.mlflow`` (see ``declarations``):
-  metrics read from a saved dataset, the model, dataset lineage. Files wrapped in
+  metrics read from a saved dataset (a training history also live, epoch by epoch:
+  ``live_metrics``), the model (registered, for a servable one), dataset lineage. Files wrapped in
   ``MlflowArtifactDataset`` are logged by kedro-mlflow itself when saved.
 
 It knows no dataset name: the catalog entries say what is logged, so renaming
@@ -32,6 +33,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel, ValidationError
 
+from chest_xray.inference.packaging import log_servable_model
+from chest_xray.inference.registry import register_and_promote
 from chest_xray.params import dotted
 from chest_xray.tracking.best_effort import best_effort
 from chest_xray.tracking.declarations import (
@@ -48,6 +51,7 @@ from chest_xray.tracking.identity import (
     keras_tags,
     run_name,
 )
+from chest_xray.tracking.live_metrics import EpochMetricsHandler
 from chest_xray.tracking.model_logging import log_keras_model
 
 logger = logging.getLogger(__name__)
@@ -121,9 +125,13 @@ class RunContentHooks:
         self._catalog: CatalogProtocol | None = None
         self._declared: dict[str, Declaration] = {}
         self._inputs: dict[str, str] = {}  # lineage logged in this run: name -> digest
+        self._live: EpochMetricsHandler | None = None  # per-epoch metrics while training
 
     def _reset(self) -> None:
         self._run_id, self._catalog, self._declared, self._inputs = None, None, {}, {}
+        if self._live is not None:
+            self._live.detach()
+            self._live = None
 
     # ------------------------------------------------------------------ run start
 
@@ -140,6 +148,8 @@ class RunContentHooks:
         self._catalog = catalog
         self._declared = _declarations(catalog, pipeline.datasets())
         client, run_id = MlflowClient(), run.info.run_id
+        if any(d.metrics == "history" for d in self._declared.values()):
+            self._live = EpochMetricsHandler(run_id).attach()
         names = run_params.get("pipeline_names")
         if run.info.run_name == kedro_mlflow_run_name(names):  # not named in mlflow.yml
             with best_effort("naming the run"):
@@ -189,6 +199,8 @@ class RunContentHooks:
         if declaration.metrics is not None:
             with best_effort(f"logging the metrics of {dataset_name}"):
                 metrics = METRIC_READERS[declaration.metrics](data)
+                if declaration.metrics == "history" and self._live is not None:
+                    metrics = self._live.unsent(metrics)  # the epochs logged live already
                 MlflowClient().log_batch(run_id, metrics=metrics, synchronous=True)
             if declaration.metrics == "history" and (resumed := resumed_after(data)):
                 with best_effort(f"tagging {dataset_name} as resumed"):
@@ -196,11 +208,30 @@ class RunContentHooks:
         if declaration.model is not None:
             with best_effort(f"logging the model {dataset_name}"):
                 self._require_active()
-                info = log_keras_model(data, name=dataset_name)
-                logger.info("Logged the model to MLflow as %s", info.model_uri)
+                self._log_model(run_id, data, declaration, declaration.name or dataset_name)
         if declaration.input is not None:
             with best_effort(f"logging the lineage of {dataset_name}"):
                 self._log_input(run_id, dataset_name, data, declaration.input, loaded=False)
+
+    def _log_model(self, run_id: str, data: Any, declaration: Declaration, name: str) -> None:
+        """The model in the run (``runs:/<run id>/<name>``), registered if declared so."""
+        if declaration.model == "keras":
+            log_keras_model(data, name=name)
+            logger.info("Logged the model to MLflow as runs:/%s/%s", run_id, name)
+            return
+        info = log_servable_model(data, name=name)
+        logger.info("Logged the servable model to MLflow as runs:/%s/%s", run_id, name)
+        if declaration.registered_model:
+            registration = register_and_promote(
+                info.model_uri,
+                declaration.registered_model,
+                declaration.champion_alias,
+                data.settings.validation_auc,
+            )
+            tags = {"registered_model_version": f"{registration.name}/{registration.version}"}
+            if registration.champion:
+                tags["registered_model_alias"] = str(declaration.champion_alias)
+            MlflowClient().log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def _require_active(self) -> None:
         """The fluent API (models, inputs) writes to this thread's active run: ours."""

@@ -12,7 +12,11 @@ Two ways, both on the catalog entry:
         mlflow:
           metrics: history            # per-epoch Keras history: step = epoch
           metrics: evaluation_report  # test_* / test_tuned_* / validation_* values
-          model: keras                # the model, MLflow Keras flavour, named as the dataset
+          model: keras                # a Keras model, MLflow Keras flavour, named as the dataset
+          model: servable             # a ServableModel (network + inference settings), pyfunc,
+          name: model                 #   logged as runs:/<id>/model (default: the dataset name),
+          registered_model: chest-xray  # registered under this name (optional),
+          champion_alias: champion    #   this alias on the best validation AUC (optional)
           input: split                # lineage: mlflow.log_input, context "split"
 
 A key or value not listed here is reported (a warning naming the dataset) when
@@ -27,12 +31,12 @@ from kedro.io import AbstractDataset
 from kedro_mlflow.io.artifacts.mlflow_artifact_dataset import (
     _is_instance_mlflow_artifact_dataset,
 )
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 METADATA_KEY = "mlflow"
 
 MetricKind = Literal["history", "evaluation_report"]
-ModelFlavour = Literal["keras"]
+ModelFlavour = Literal["keras", "servable"]
 
 
 class Declaration(BaseModel):
@@ -42,7 +46,18 @@ class Declaration(BaseModel):
 
     metrics: MetricKind | None = None
     model: ModelFlavour | None = None
+    name: str | None = None  # the model's name in the run (default: the dataset's)
+    registered_model: str | None = None  # servable only: register each logged version
+    champion_alias: str | None = None  # ... and move this alias by validation AUC
     input: str | None = None  # the MLflow dataset context, e.g. "split"
+
+    @model_validator(mode="after")
+    def _registry_needs_servable(self) -> Declaration:
+        if self.registered_model and self.model != "servable":
+            raise ValueError("registered_model needs model: servable")
+        if self.champion_alias and not self.registered_model:
+            raise ValueError("champion_alias needs registered_model")
+        return self
 
 
 def declaration_of(dataset: AbstractDataset | None) -> Declaration | None:

@@ -22,6 +22,8 @@ def test_evaluation_pipeline_scores_a_saved_model() -> None:
         "evaluate",
         "plot_evaluation",
         "plot_prediction_gallery",
+        "plot_gradcam_gallery",
+        "package_model",
     }
     assert all(node.tags == {"evaluation"} for node in pipeline.nodes)
     # It starts from what training and data_processing persisted, nothing in memory.
@@ -31,6 +33,7 @@ def test_evaluation_pipeline_scores_a_saved_model() -> None:
         "split_manifest",
         "params:training",
         "params:evaluation",
+        "params:preprocessing",  # the packaged model records how its images were made
     }
 
 
@@ -48,7 +51,13 @@ def test_node_names_are_their_function_names() -> None:
 
 def test_default_runs_data_processing_training_and_evaluation() -> None:
     pipelines = register_pipelines()
-    assert set(pipelines) == {"__default__", "data_processing", "training", "evaluation"}
+    assert set(pipelines) == {
+        "__default__",
+        "data_processing",
+        "training",
+        "evaluation",
+        "inference",  # on demand: not in __default__
+    }
     parts = pipelines["data_processing"] + pipelines["training"] + pipelines["evaluation"]
     assert {node.name for node in pipelines["__default__"].nodes} == {
         node.name for node in parts.nodes

@@ -15,7 +15,13 @@ from tests.conftest import RunKedro
 
 pytestmark = pytest.mark.slow
 
-PLOTS = ["training_curves", "confusion_matrix", "roc_curve", "prediction_gallery"]
+PLOTS = [
+    "training_curves",
+    "confusion_matrix",
+    "roc_curve",
+    "prediction_gallery",
+    "gradcam_gallery",
+]
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from chest_xray.data.partitions import PartitionLoaders
+from chest_xray.evaluation.gradcam import gradcam, gradcam_gallery_figure
 from chest_xray.evaluation.metrics import evaluation_report, shifted_probabilities
 from chest_xray.evaluation.plots import (
     confusion_matrix_figure,
+    gallery_title,
     prediction_gallery_figure,
     roc_curve_figure,
 )
+from chest_xray.inference.packaging import ServableModel
+from chest_xray.inference.settings import settings_from_evaluation
 from chest_xray.modeling import KerasModel
 from chest_xray.modeling.inputs import (
     decode_grey_png,
@@ -23,7 +27,8 @@ from chest_xray.modeling.inputs import (
     load_image_array,
     split_rows,
 )
-from chest_xray.params import EvaluationParams, TrainingParams
+from chest_xray.modeling.tta import tta_probabilities
+from chest_xray.params import EvaluationParams, PreprocessingParams, TrainingParams
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +41,10 @@ def predict(
     processed_images: PartitionLoaders,
     split_manifest: pd.DataFrame,
     params: TrainingParams,
+    evaluation: EvaluationParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Probability of the positive class for every validation and test image."""
+    """Probability of the positive class for every validation and test image
+    (averaged over ``evaluation.tta``'s views when set)."""
     from chest_xray.modeling.trainer import predict_probabilities  # Keras: only when predicting
 
     tables = []
@@ -48,7 +55,10 @@ def predict(
             tables.append(pd.DataFrame(columns=PREDICTION_COLUMNS))
             continue
         images = load_image_array(processed_images, rows["image_id"], params.loader_threads)
-        probability = predict_probabilities(model, images, params.micro_batch_size)
+        if evaluation.tta == "none":
+            probability = predict_probabilities(model, images, params.micro_batch_size)
+        else:
+            probability = tta_probabilities(model, images, params.micro_batch_size, evaluation.tta)
         tables.append(
             pd.DataFrame(
                 {
@@ -158,16 +168,95 @@ def plot_prediction_gallery(
     Predicted at the fixed threshold on the report's probabilities (shifted when
     ``target_prevalence`` is set), so the gallery agrees with the confusion matrix.
     """
+    chosen, images, prob, predicted = _gallery(
+        test_predictions, processed_images, test_metrics, params
+    )
+    return prediction_gallery_figure(
+        images,
+        actual=chosen["label"].tolist(),
+        predicted=predicted,
+        prob=prob.tolist(),
+        columns=params.gallery.columns,
+    )
+
+
+def plot_gradcam_gallery(
+    model: KerasModel,
+    test_predictions: pd.DataFrame,
+    processed_images: PartitionLoaders,
+    test_metrics: dict[str, Any],
+    params: EvaluationParams,
+) -> Figure:
+    """The prediction gallery's images beside their Grad-CAM heat maps.
+
+    Each map shows the evidence for the class the gallery shows as predicted;
+    the model's own probabilities decide it (before any prior shift, which only
+    moves the threshold: the fixed threshold is mapped back onto them).
+    """
+    chosen, images, prob, predicted = _gallery(
+        test_predictions, processed_images, test_metrics, params
+    )
+    raw = chosen["probability"].to_numpy(float)
+    heatmaps = gradcam(
+        model,
+        np.stack(images)[..., np.newaxis],
+        target="predicted",
+        threshold=_raw_threshold(raw, prob, params.threshold),
+    )
+    titles = [
+        gallery_title(actual, guess, p)
+        for actual, guess, p in zip(chosen["label"], predicted, prob, strict=True)
+    ]
+    wrong = [actual != guess for actual, guess in zip(chosen["label"], predicted, strict=True)]
+    return gradcam_gallery_figure(
+        images, list(heatmaps), titles, columns=params.gallery.columns, wrong=wrong
+    )
+
+
+def _gallery(
+    test_predictions: pd.DataFrame,
+    processed_images: PartitionLoaders,
+    test_metrics: dict[str, Any],
+    params: EvaluationParams,
+) -> tuple[pd.DataFrame, list[np.ndarray], np.ndarray, list[str]]:
+    """The gallery's sample (seeded), its images, report probabilities and predicted classes."""
     chosen = test_predictions.sample(
         n=min(params.gallery.n_images, len(test_predictions)), random_state=params.gallery.seed
     ).sort_values("image_id")
     images = [decode_grey_png(processed_images[key](), key=key) for key in chosen["image_id"]]
     prob = shifted_probabilities(chosen["probability"].to_numpy(float), test_metrics)
-    predicted = np.where(prob >= params.threshold, 1, 0)
-    return prediction_gallery_figure(
-        images,
-        actual=chosen["label"].tolist(),
-        predicted=[params.classes[p] for p in predicted],
-        prob=prob.tolist(),
-        columns=params.gallery.columns,
+    predicted = [params.classes[int(p >= params.threshold)] for p in prob]
+    return chosen, images, prob, predicted
+
+
+def _raw_threshold(raw: np.ndarray, shifted: np.ndarray, threshold: float) -> float:
+    """The threshold on the model's own probabilities that splits ``raw`` as ``threshold``
+    splits ``shifted`` (the prior shift is increasing, so one exists)."""
+    if np.array_equal(raw, shifted):
+        return threshold
+    above, below = raw[shifted >= threshold], raw[shifted < threshold]
+    if not len(above):
+        return float(np.nextafter(raw.max(), np.inf))
+    return float(above.min()) if not len(below) else float((above.min() + below.max()) / 2)
+
+
+def package_model(
+    model: KerasModel,
+    test_metrics: dict[str, Any],
+    preprocessing: PreprocessingParams,
+    params: EvaluationParams,
+) -> ServableModel:
+    """The model with what using it needs: its preprocessing settings and threshold.
+
+    Saved as a versioned MLflow pyfunc folder (``servable_model``), logged to the
+    run as ``model`` and registered (catalog.yml says so).
+    """
+    settings = settings_from_evaluation(test_metrics, preprocessing, params)
+    logger.info(
+        "Packaged the model: %dx%d %s, threshold %.4f (%s)",
+        *settings.image_size,
+        settings.resize_mode,
+        settings.threshold,
+        settings.threshold_source,
     )
+    return ServableModel(model, settings)

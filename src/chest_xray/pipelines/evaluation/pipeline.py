@@ -8,7 +8,9 @@ from kedro.pipeline import Node, Pipeline
 
 from chest_xray.pipelines.evaluation.nodes import (
     evaluate,
+    package_model,
     plot_evaluation,
+    plot_gradcam_gallery,
     plot_prediction_gallery,
     predict,
 )
@@ -19,7 +21,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=predict,
-                inputs=["model", "processed_images", "split_manifest", "params:training"],
+                inputs=[
+                    "model",
+                    "processed_images",
+                    "split_manifest",
+                    "params:training",
+                    "params:evaluation",
+                ],
                 outputs=["validation_predictions", "test_predictions"],
                 name="predict",
             ),
@@ -51,6 +59,24 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="prediction_gallery_plot",
                 name="plot_prediction_gallery",
+            ),
+            Node(
+                func=plot_gradcam_gallery,
+                inputs=[
+                    "model",
+                    "test_predictions",
+                    "processed_images",
+                    "test_metrics",
+                    "params:evaluation",
+                ],
+                outputs="gradcam_gallery_plot",
+                name="plot_gradcam_gallery",
+            ),
+            Node(
+                func=package_model,
+                inputs=["model", "test_metrics", "params:preprocessing", "params:evaluation"],
+                outputs="servable_model",
+                name="package_model",
             ),
         ],
         tags="evaluation",

@@ -1,0 +1,532 @@
+"""Inference speed: full-resolution JPEGs -> probabilities, project vs naive loop; served latency.
+
+Measures, in one invocation, with an untrained model (weights do not change the speed)
+built as the CPU environment builds it (``build_model`` with ``conf/cpu``'s model and
+image size, 150 px), packaged by ``save_servable_model`` and loaded back by
+``load_classifier``, as ``chest-xray predict`` and the ``inference`` pipeline load it:
+
+- throughput (images/s, median over ``--repeats``) on a folder of original JPEGs:
+  the project's ``predict_files`` (a decode thread per core with JPEG draft decoding,
+  batches of 32) against a naive loop (``Image.open`` -> ``convert("L")`` -> LANCZOS
+  resize from a full decode -> ``model.predict`` on one image at a time), and the ratio;
+- the largest difference between the two paths' probabilities (they differ only by the
+  draft decoding) and between their pixels;
+- where the time goes, serially on one thread: decoding and resizing per image (draft
+  and full decode), the network per image in batches of 32, and one ``model.predict``
+  or ``predict_on_batch`` call on a single image;
+- the served model: ``mlflow models serve`` on the package, then one-image requests
+  (base64 JPEG in the ``image`` column, POST /invocations), after 10 warm-up
+  requests: p50, p95 and mean latency in ms, as the client sees it;
+- the machine (CPU model, cores, CPU flags), how many cores were free, the versions.
+
+Usage: python benchmarks/bench_inference.py [--images DIR] [--image-size N] [--repeats N]
+    [--requests N] [--json OUT]
+DIR defaults to ../shared/data/fullres-sample (searched recursively for JPEGs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+from _common import (
+    REPO,
+    SHARED_DATA,
+    base_parser,
+    check_repeats,
+    cpu_parallelism,
+    machine,
+    median,
+    table,
+    timed,
+    versions,
+    write_result,
+)
+
+BATCH = 32
+WARMUP_REQUESTS = 10
+JPEG_SUFFIXES = {".jpg", ".jpeg"}
+# The /proc/cpuinfo flags that decide TensorFlow's (oneDNN) and Pillow's speed.
+FLAG_PREFIXES = ("avx", "amx", "fma", "f16c", "sha_ni", "sse4_2")
+
+
+# ------------------------------------------------------------------------------ setup
+
+
+def cpu_flags() -> list[str]:
+    """The vector and matrix extensions /proc/cpuinfo lists (AVX, AVX-512, AMX, FMA...)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                return sorted(f for f in flags if f.startswith(FLAG_PREFIXES))
+    except OSError:
+        pass
+    return []
+
+
+def cpu_settings() -> dict[str, Any]:
+    """The CPU environment's parameters (conf/base + conf/cpu), as ``kedro run --env=cpu``."""
+    from kedro.config import OmegaConfigLoader
+
+    from chest_xray.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(conf_source=str(REPO / "conf"), env="cpu", **CONFIG_LOADER_ARGS)
+    return dict(loader["parameters"])
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """``150`` (square) or ``150x120`` (height x width)."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(part) for part in parts)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use 150 or 150x120)") from error
+    if len(size) == 1:
+        size = (size[0], size[0])
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use 150 or 150x120)")
+    return size  # type: ignore[return-value]
+
+
+def jpeg_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in JPEG_SUFFIXES)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ------------------------------------------------------------------------- the two paths
+
+
+def project_path(files: list[Path], root: Path, classifier: Any) -> np.ndarray:
+    """``predict_files`` as ``chest-xray predict`` calls it: P(positive), in ``files``' order."""
+    from chest_xray.inference.batch import predict_files
+
+    names = [str(f.relative_to(root)) for f in files]
+    loaders = {name: f.read_bytes for name, f in zip(names, files, strict=True)}
+    result = predict_files(loaders, classifier, batch_size=BATCH, workers=0)
+    if len(result.skipped):
+        raise SystemExit(f"error: the project path skipped files:\n{result.skipped}")
+    by_name = dict(zip(result.predictions["file"], result.predictions["probability"], strict=True))
+    return np.array([by_name[name] for name in names])
+
+
+def naive_pixels(file: Path, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) uint8: full decode, grey, LANCZOS, as a first script would write it."""
+    from PIL import Image
+
+    height, width = size
+    with Image.open(file) as image:
+        return np.asarray(image.convert("L").resize((width, height), Image.Resampling.LANCZOS))
+
+
+def naive_path(files: list[Path], size: tuple[int, int], model: Any) -> dict[str, Any]:
+    """One image at a time through ``model.predict``; also times its two halves."""
+    prob = np.empty(len(files))
+    decode_s = predict_s = 0.0
+    for row, file in enumerate(files):
+        start = time.perf_counter()
+        x = naive_pixels(file, size)
+        middle = time.perf_counter()
+        prob[row] = float(model.predict(x[None, ..., None], verbose=0).reshape(-1)[0])
+        decode_s += middle - start
+        predict_s += time.perf_counter() - middle
+    return {"prob": prob, "decode_s": decode_s, "predict_s": predict_s}
+
+
+# --------------------------------------------------------------------------- the split
+
+
+def split_per_image(
+    files: list[Path], size: tuple[int, int], classifier: Any, repeats: int
+) -> dict[str, Any]:
+    """Milliseconds per image of each step, serially on the calling thread (medians)."""
+    model = classifier.model
+    data = [f.read_bytes() for f in files]
+    n = len(files)
+    samples: dict[str, list[float]] = {
+        "draft decode + resize (project, classifier.pixels)": [],
+        "full decode + resize (naive)": [],
+        f"network, batches of {BATCH} (classifier.probabilities)": [],
+    }
+    pixels = np.stack([classifier.pixels(d, f.name) for d, f in zip(data, files, strict=True)])
+    naive = np.stack([naive_pixels(f, size) for f in files])[..., None]
+    for _ in range(repeats):
+        names = list(samples)
+        seconds, _ = timed(
+            lambda: [classifier.pixels(d, f.name) for d, f in zip(data, files, strict=True)]
+        )
+        samples[names[0]].append(1000 * seconds / n)
+        seconds, _ = timed(lambda: [naive_pixels(f, size) for f in files])
+        samples[names[1]].append(1000 * seconds / n)
+        seconds, _ = timed(lambda: classifier.probabilities(pixels, BATCH))
+        samples[names[2]].append(1000 * seconds / n)
+    one = pixels[:1]
+    calls = 30
+    single: dict[str, list[float]] = {
+        "model.predict, 1 image per call": [],
+        "model.predict_on_batch, 1 image per call": [],
+    }
+    model.predict(one, verbose=0)  # warm
+    model.predict_on_batch(one)
+    for _ in range(repeats):
+        seconds, _ = timed(lambda: [model.predict(one, verbose=0) for _ in range(calls)])
+        single["model.predict, 1 image per call"].append(1000 * seconds / calls)
+        seconds, _ = timed(lambda: [model.predict_on_batch(one) for _ in range(calls)])
+        single["model.predict_on_batch, 1 image per call"].append(1000 * seconds / calls)
+    diff = pixels.astype(np.float64) - naive.astype(np.float64)
+    rms = np.sqrt((diff**2).reshape(n, -1).mean(axis=1))
+    return {
+        "ms_per_image": {k: median(v) for k, v in {**samples, **single}.items()},
+        "samples_ms": {**samples, **single},
+        "pixel_rms_project_vs_naive": {"mean": float(rms.mean()), "max": float(rms.max())},
+    }
+
+
+# ------------------------------------------------------------------------ the served model
+
+
+def pyfunc_in_process(package: Path, files: list[Path], calls: int) -> dict[str, Any]:
+    """The served model's own ``predict`` (signature check included), no HTTP: ms per call."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    pyfunc = mlflow.pyfunc.load_model(str(package))
+    frames = [
+        pd.DataFrame({"image": [base64.b64encode(f.read_bytes()).decode("ascii")]}) for f in files
+    ]
+    for index in range(WARMUP_REQUESTS):
+        pyfunc.predict(frames[index % len(frames)])
+    latencies = []
+    for index in range(calls):
+        frame = frames[index % len(frames)]
+        start = time.perf_counter()
+        pyfunc.predict(frame)
+        latencies.append(1000 * (time.perf_counter() - start))
+    return {
+        "calls": calls,
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p95_ms": float(np.percentile(latencies, 95)),
+        "mean_ms": float(statistics.fmean(latencies)),
+    }
+
+
+def serve_latency(
+    package: Path, files: list[Path], requests_n: int, log_path: Path
+) -> dict[str, Any]:
+    """Start ``mlflow models serve`` on ``package``, time one-image requests, stop it."""
+    import requests
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KEDRO_DISABLE_TELEMETRY": "1",
+    }
+    port = free_port()
+    command = [
+        str(Path(bin_dir, "mlflow")),
+        "models",
+        "serve",
+        "-m",
+        str(package),
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    bodies = [
+        json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": ["image"],
+                    "data": [[base64.b64encode(f.read_bytes()).decode("ascii")]],
+                }
+            }
+        )
+        for f in files
+    ]
+    headers = {"Content-Type": "application/json"}
+    with log_path.open("wb") as log:
+        start = time.perf_counter()
+        server = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            session = requests.Session()
+            deadline = time.monotonic() + 300
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError(
+                        f"mlflow models serve exited with {server.returncode}:\n"
+                        + log_path.read_text(errors="replace")[-3000:]
+                    )
+                try:
+                    if session.get(f"{url}/ping", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("mlflow models serve did not answer /ping within 300 s")
+                time.sleep(0.5)
+            ready_s = time.perf_counter() - start
+            print(f"server ready on port {port} after {ready_s:.1f} s")
+
+            def post(index: int) -> tuple[float, float]:
+                t0 = time.perf_counter()
+                response = session.post(
+                    f"{url}/invocations", data=bodies[index % len(bodies)], headers=headers
+                )
+                elapsed = time.perf_counter() - t0
+                if response.status_code != 200:
+                    raise RuntimeError(f"request {index}: {response.status_code} {response.text}")
+                row = response.json()["predictions"][0]
+                return elapsed, float(row["probability"])
+
+            for index in range(WARMUP_REQUESTS):
+                post(index)
+            latencies, prob = [], {}
+            for index in range(requests_n):
+                elapsed, p = post(index)
+                latencies.append(1000 * elapsed)
+                prob.setdefault(index % len(bodies), p)
+        finally:
+            try:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=20)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+    ordered = sorted(latencies)
+    return {
+        "requests": requests_n,
+        "warmup_requests": WARMUP_REQUESTS,
+        "ready_s": ready_s,
+        "p50_ms": float(np.percentile(ordered, 50)),
+        "p95_ms": float(np.percentile(ordered, 95)),
+        "mean_ms": float(statistics.fmean(ordered)),
+        "min_ms": ordered[0],
+        "max_ms": ordered[-1],
+        "latencies_ms": latencies,
+        "probabilities_by_file": prob,
+    }
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main() -> None:
+    parser = base_parser(__doc__)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--images",
+        type=Path,
+        default=SHARED_DATA / "fullres-sample",
+        help="folder of original JPEGs, searched recursively (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=image_size,
+        default=None,
+        help="model input, 150 or HxW (default: conf/cpu's preprocessing.image_size)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=200,
+        help="timed requests to the served model (0: do not serve); default %(default)s",
+    )
+    parser.add_argument("--json", dest="out", type=Path, help="same as --out")
+    args = parser.parse_args()
+    check_repeats(args.repeats)
+    root = args.images.resolve()
+    files = jpeg_files(root) if root.is_dir() else []
+    if not files:
+        print(
+            f"skipped: no JPEG files under {root} (the full-resolution sample); "
+            "pass --images DIR to point at a folder of original JPEGs"
+        )
+        return
+    megabytes = sum(f.stat().st_size for f in files) / 1e6
+
+    parallel_before = cpu_parallelism()
+    params = cpu_settings()
+    from chest_xray.inference.packaging import (
+        ServableModel,
+        load_classifier,
+        save_servable_model,
+    )
+    from chest_xray.inference.settings import InferenceSettings
+    from chest_xray.modeling.model import build_model
+    from chest_xray.params import ModelParams, PreprocessingParams
+
+    preprocessing = PreprocessingParams(**params["preprocessing"])
+    size = args.image_size or preprocessing.image_size
+    model_params = ModelParams(**params["training"]["model"])
+    settings = InferenceSettings(
+        classes=tuple(params["evaluation"]["classes"]),
+        image_size=size,
+        resize_mode=preprocessing.resize_mode,
+        jpeg_draft=preprocessing.jpeg_draft,
+        threshold=0.5,
+        threshold_source="benchmark (untrained model)",
+    )
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
+        package = Path(tmp) / "package"
+        model = build_model((*size, 1), model_params)
+        save_servable_model(ServableModel(model, settings), package)
+        classifier = load_classifier(str(package))
+        net = classifier.model
+        print(
+            f"{len(files)} JPEGs ({megabytes:.0f} MB) from {root}; model {size[0]}x{size[1]}, "
+            f"{net.count_params():,} parameters ({model_params.head} head), package {package}"
+        )
+
+        project_prob = project_path(files, root, classifier)  # warm-up
+        naive = naive_path(files, size, net)  # warm-up
+        seconds: dict[str, list[float]] = {"project": [], "naive": []}
+        naive_split: list[dict[str, float]] = []
+        for rep in range(1, args.repeats + 1):
+            t, project_prob = timed(lambda: project_path(files, root, classifier))
+            seconds["project"].append(t)
+            t, naive = timed(lambda: naive_path(files, size, net))
+            seconds["naive"].append(t)
+            naive_split.append({"decode_s": naive["decode_s"], "predict_s": naive["predict_s"]})
+            print(f"rep {rep}: project {seconds['project'][-1]:.2f} s, naive {t:.2f} s")
+        prob_diff = float(np.abs(project_prob - naive["prob"]).max())
+
+        print("timing the steps one by one...")
+        split = split_per_image(files, size, classifier, args.repeats)
+
+        served = None
+        if args.requests > 0:
+            print(f"serving the package, {args.requests} one-image requests...")
+            served = serve_latency(package, files, args.requests, Path(tmp) / "serve.log")
+            served_prob = served.pop("probabilities_by_file")
+            served["max_abs_diff_vs_project"] = float(
+                max(abs(p - project_prob[i]) for i, p in served_prob.items())
+            )
+            served["in_process_pyfunc"] = pyfunc_in_process(package, files, args.requests)
+
+    from chest_xray.data.partitions import resolve_workers
+
+    threads = resolve_workers(0)
+    n = len(files)
+    rate = {name: n / median(values) for name, values in seconds.items()}
+    ratio = rate["project"] / rate["naive"]
+    print()
+    print(
+        table(
+            [
+                ("naive loop (full decode, model.predict per image)", median(seconds["naive"]),
+                 rate["naive"], 1.0),
+                (f"project predict_files (draft decode, {threads} threads, batch {BATCH})",
+                 median(seconds["project"]), rate["project"], ratio),
+            ],
+            ["path", f"s for {n} images", "images/s", "x naive"],
+        )
+    )  # fmt: skip
+    print(
+        f"\nproject / naive = {ratio:.1f}x (goal >= 10x); max |P(project) - P(naive)| = "
+        f"{prob_diff:.2g}, pixel RMS project vs naive mean "
+        f"{split['pixel_rms_project_vs_naive']['mean']:.2f}, "
+        f"max {split['pixel_rms_project_vs_naive']['max']:.2f} grey levels"
+    )
+    naive_decode = median([s["decode_s"] for s in naive_split])
+    naive_predict = median([s["predict_s"] for s in naive_split])
+    print(
+        f"inside the naive loop: decode + resize {1000 * naive_decode / n:.1f} ms/image, "
+        f"model.predict {1000 * naive_predict / n:.1f} ms/image"
+    )
+    print()
+    print(
+        table(
+            list(split["ms_per_image"].items()),
+            ["step, serially on one thread", "ms per image (median)"],
+        )
+    )
+    if served is not None:
+        print()
+        print(
+            table(
+                [
+                    (
+                        f"HTTP, mlflow models serve ({served['requests']} requests)",
+                        served["p50_ms"],
+                        served["p95_ms"],
+                        served["mean_ms"],
+                    ),
+                    (
+                        "the same model's pyfunc predict in-process (no HTTP)",
+                        served["in_process_pyfunc"]["p50_ms"],
+                        served["in_process_pyfunc"]["p95_ms"],
+                        served["in_process_pyfunc"]["mean_ms"],
+                    ),
+                ],
+                ["one-image request", "p50 ms", "p95 ms", "mean ms"],
+            )
+        )
+        print(
+            f"server ready after {served['ready_s']:.1f} s; max |P(served) - P(project)| = "
+            f"{served['max_abs_diff_vs_project']:.2g}"
+        )
+    flags = cpu_flags()
+    print(f"\nCPU flags: {' '.join(flags) or 'unknown'}")
+    write_result(
+        "inference",
+        {
+            "benchmark": "inference",
+            "machine": {**machine(), "cpu_flags": flags},
+            "cpu_parallelism": [parallel_before, cpu_parallelism()],
+            "versions": versions("tensorflow", "keras", "pillow", "numpy", "mlflow"),
+            "data": str(root),
+            "images": n,
+            "megabytes": megabytes,
+            "image_size": size,
+            "model": {**model_params.model_dump(), "parameters": net.count_params()},
+            "batch_size": BATCH,
+            "repeats": args.repeats,
+            "seconds": seconds,
+            "images_per_s": rate,
+            "ratio_project_vs_naive": ratio,
+            "max_abs_prob_diff_project_vs_naive": prob_diff,
+            "naive_loop_split_s": naive_split,
+            "split": split,
+            "served": served,
+        },
+        args.out,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""How much of a model's Grad-CAM evidence sits on the image border (markers, text, edges).
+
+    python scripts/shortcut_check.py [--model PACKAGE] [--images data/03_primary/images/test]
+
+For each preprocessed test image (the PNGs the model was evaluated on), the share of its
+heat map's mass in the outer band (``--band`` of the side, 10% by default) and in the
+top-left corner square, averaged by predicted class; on a uniform map the band holds
+1 - (1 - 2 * band)^2 of the mass (36% for 10%) and the corner ``band^2`` (1%). A model
+that reads the laterality letter or the hospital's text puts far more there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from chest_xray.evaluation.gradcam import gradcam_with_probabilities
+from chest_xray.inference.packaging import load_classifier
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument(
+        "--model", help="a package folder or MLflow URI (default: the newest package)"
+    )
+    parser.add_argument("--images", default="data/03_primary/images/test")
+    parser.add_argument("--band", type=float, default=0.1)
+    args = parser.parse_args()
+    model = args.model or sorted(glob.glob("data/06_models/servable_model/*/servable_model"))[-1]
+    classifier = load_classifier(model)
+    files = sorted(Path(args.images).glob("*.png"))
+    if not files:
+        print(f"no PNG under {args.images}", file=sys.stderr)
+        return 1
+    pixels = np.stack([np.asarray(Image.open(f))[..., None] for f in files])
+    maps, prob = gradcam_with_probabilities(classifier.model, pixels, batch_size=32)
+    height, width = maps.shape[1:]
+    dy, dx = round(args.band * height), round(args.band * width)
+    inner = np.zeros((height, width), bool)
+    inner[dy : height - dy, dx : width - dx] = True
+    total = maps.sum(axis=(1, 2)) + 1e-12
+    band = maps[:, ~inner].sum(axis=1) / total
+    corner = maps[:, :dy, :dx].sum(axis=(1, 2)) / total
+    positive = prob >= 0.5
+    uniform = 1 - (1 - 2 * args.band) ** 2
+    print(f"model {model}; {len(files)} images; band {args.band:.0%} of each side")
+    print(f"uniform heat: band {uniform:.1%}, top-left corner {args.band**2:.1%}")
+    for name, chosen in (("predicted PNEUMONIA", positive), ("predicted NORMAL", ~positive)):
+        if chosen.any():
+            print(
+                f"{name:>20} (n={chosen.sum():3d}): band {band[chosen].mean():.1%}, "
+                f"top-left corner {corner[chosen].mean():.1%}, images with > 10% of their "
+                f"heat in that corner: {(corner[chosen] > 0.1).mean():.1%}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

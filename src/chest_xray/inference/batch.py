@@ -1,0 +1,161 @@
+"""Predict a whole folder of new images: every readable file predicted, every other one listed.
+
+Bad input never stops the batch: a file that cannot be read, decoded or used
+(truncated, not an image, multi-frame DICOM, over the size limit...) becomes a
+row of ``skipped`` with its reason, and the batch goes on. Decoding runs on a
+thread pool (Pillow and pydicom's numpy work release the GIL for the heavy
+parts) while the network predicts batch by batch, so memory stays at one batch
+of pixels whatever the folder's size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from chest_xray.data.imaging import UnreadableImageError
+from chest_xray.data.partitions import resolve_workers
+from chest_xray.inference.classifier import Classifier, ImageTooLargeError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PREDICTION_COLUMNS = [
+    "file",
+    "probability",
+    "label",
+    "threshold",
+    "threshold_source",
+    "model",
+]
+SKIPPED_COLUMNS = ["file", "category", "reason"]
+
+
+@dataclass
+class BatchResult:
+    """One row per predicted file, one per skipped file (``category``: why, in one word)."""
+
+    predictions: pd.DataFrame
+    skipped: pd.DataFrame
+
+    @property
+    def n_files(self) -> int:
+        return len(self.predictions) + len(self.skipped)
+
+
+def skip_category(error: BaseException) -> str:
+    """``too_large`` | ``unsupported`` | ``unreadable``: one word to filter on."""
+    if isinstance(error, ImageTooLargeError) or "too large" in str(error):
+        return "too_large"
+    if type(error).__name__ == "UnsupportedImageError":
+        return "unsupported"
+    return "unreadable"
+
+
+def predict_files(
+    files: Mapping[str, Callable[[], bytes]],
+    classifier: Classifier,
+    *,
+    batch_size: int = 32,
+    workers: int = 0,
+    sizes: Mapping[str, int] | None = None,
+    progress: bool = False,
+) -> BatchResult:
+    """Predict every file of ``files`` (name -> loader of its bytes), in name order.
+
+    ``sizes`` (name -> bytes on disk, e.g. a listing's) lets an oversized file be
+    skipped without reading it.
+    """
+    names = sorted(files)
+    limit = classifier.settings.max_image_bytes
+    rows: list[dict[str, object]] = []
+    skipped: list[dict[str, str]] = []
+
+    def load(name: str) -> np.ndarray | BaseException:
+        try:
+            size = None if sizes is None else sizes.get(name)
+            if size is not None and size > limit:
+                raise ImageTooLargeError(
+                    name, f"too large: {size:,} bytes, over the model's limit of {limit:,} bytes"
+                )
+            try:
+                data = files[name]()
+            except OSError as error:
+                raise UnreadableImageError(name, f"cannot read the file: {error}") from error
+            return classifier.pixels(data, name)
+        except UnreadableImageError as error:
+            return error
+
+    def flush(batch: list[tuple[str, np.ndarray]]) -> None:
+        if not batch:
+            return
+        prob = classifier.probabilities(np.stack([pixels for _, pixels in batch]), batch_size)
+        for (name, _), p, label in zip(batch, prob, classifier.labels(prob), strict=True):
+            rows.append({"file": name, "probability": float(p), "label": label})
+        batch.clear()
+
+    bar = _progress(len(names), progress)
+    with ThreadPoolExecutor(max_workers=resolve_workers(workers)) as pool:
+        batch: list[tuple[str, np.ndarray]] = []
+        for name, outcome in zip(
+            names, _ordered_map(pool, load, names, 4 * batch_size), strict=True
+        ):
+            if isinstance(outcome, BaseException):
+                reason = getattr(outcome, "reason", str(outcome))
+                skipped.append({"file": name, "category": skip_category(outcome), "reason": reason})
+                logger.warning("Skipped %s: %s", name, reason)
+            else:
+                batch.append((name, outcome))
+                if len(batch) == batch_size:
+                    flush(batch)
+            if bar is not None:
+                bar.update(1)
+        flush(batch)
+    if bar is not None:
+        bar.close()
+
+    predictions = pd.DataFrame(rows, columns=["file", "probability", "label"])
+    predictions["threshold"] = classifier.settings.threshold
+    predictions["threshold_source"] = classifier.settings.threshold_source
+    predictions["model"] = classifier.source
+    return BatchResult(
+        predictions[PREDICTION_COLUMNS].reset_index(drop=True),
+        pd.DataFrame(skipped, columns=SKIPPED_COLUMNS),
+    )
+
+
+def most_confident(predictions: pd.DataFrame, n: int) -> list[str]:
+    """The ``n`` files most confidently positive and the ``n`` most confidently negative."""
+    ordered = predictions.sort_values(["probability", "file"])
+    low = ordered["file"].head(n).tolist()
+    high = ordered["file"].tail(n).tolist()
+    return sorted(set(low) | set(high))
+
+
+def _ordered_map(
+    pool: ThreadPoolExecutor, func: Callable[[str], T], items: Iterable[str], ahead: int
+) -> Iterator[T]:
+    """``pool.map`` that submits at most ``ahead`` items in advance (bounded memory)."""
+    iterator = iter(items)
+    pending = deque(pool.submit(func, item) for item in islice(iterator, ahead))
+    while pending:
+        future = pending.popleft()
+        for item in islice(iterator, 1):
+            pending.append(pool.submit(func, item))
+        yield future.result()
+
+
+def _progress(total: int, show: bool) -> Any:
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="Predicting", unit="img")

@@ -1,0 +1,67 @@
+"""A trained network and its inference settings: raw image bytes in, P(positive) and label out.
+
+One object, used by the ``inference`` pipeline, ``chest-xray predict`` and the
+served MLflow model alike, so all three preprocess an image with the very code
+that made the training PNGs (``data.imaging.prepare``): same decoder, grey
+conversion, resize and draft decoding, without the lossless PNG round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from chest_xray.data.imaging import UnreadableImageError, prepare
+from chest_xray.evaluation.metrics import prior_shift
+from chest_xray.inference.settings import InferenceSettings
+from chest_xray.modeling.tta import tta_probabilities
+
+if TYPE_CHECKING:
+    import keras
+
+
+class ImageTooLargeError(UnreadableImageError):
+    """A file or request over ``max_image_bytes``: refused before it is decoded."""
+
+
+@dataclass
+class Classifier:
+    """``model`` maps (N, H, W, 1) pixels 0..255 to P(``settings.classes[1]``)."""
+
+    model: keras.Model
+    settings: InferenceSettings
+    source: str  # where it was loaded from: a local package path or an MLflow URI
+
+    def pixels(self, data: bytes, name: str) -> np.ndarray:
+        """Encoded image (JPEG, PNG, DICOM, ...) -> (H, W, 1) uint8, as training saw it.
+
+        Raises ``UnreadableImageError`` (or a subclass) naming ``name``.
+        """
+        if len(data) > self.settings.max_image_bytes:
+            raise ImageTooLargeError(
+                name,
+                f"too large: {len(data):,} bytes, over the model's limit of "
+                f"{self.settings.max_image_bytes:,} bytes",
+            )
+        image, _, _ = prepare(data, name, self.settings.output_settings)
+        return np.asarray(image, dtype=np.uint8)[..., np.newaxis]
+
+    def probabilities(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """P(positive) for (N, H, W, 1) pixels, shifted to the target prevalence if packaged so."""
+        if len(images) == 0:
+            return np.zeros(0, dtype=np.float64)
+        expected = (*self.settings.image_size, 1)
+        if tuple(images.shape[1:]) != expected:
+            raise ValueError(f"images are {images.shape[1:]}, the model takes {expected}")
+        prob = tta_probabilities(self.model, images, batch_size, self.settings.tta)
+        if self.settings.prior_shift is not None:
+            prob = prior_shift(prob, *self.settings.prior_shift)
+        return prob
+
+    def labels(self, prob: np.ndarray | Sequence[float]) -> list[str]:
+        """The class at the packaged threshold: ``classes[1]`` when P >= threshold."""
+        negative, positive = self.settings.classes
+        return [positive if p >= self.settings.threshold else negative for p in prob]

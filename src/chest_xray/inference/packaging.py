@@ -1,0 +1,149 @@
+"""The servable package: network + inference settings as one MLflow pyfunc model.
+
+The same package is written to ``data/06_models/servable_model/<version>/`` by
+the catalog (``ServableModelDataset``) and logged to the MLflow run (named
+``model``, registered as ``chest-xray``): a local folder and ``runs:/<id>/model``
+or ``models:/chest-xray@champion`` load the same way (``load_classifier``).
+
+The package carries the project's code (``code_paths``), so ``mlflow models
+serve`` runs the preprocessing the model was trained with even where the
+installed ``chest_xray`` is older or newer; its Python dependencies are pinned
+to the versions of the environment that trained it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import chest_xray
+from chest_xray.inference.classifier import Classifier
+from chest_xray.inference.pyfunc_model import KERAS_ARTIFACT, OUTPUT_COLUMNS, ChestXrayModel
+from chest_xray.inference.settings import InferenceSettings, InferenceSettingsError
+
+if TYPE_CHECKING:
+    import keras
+    from mlflow.models.model import ModelInfo
+
+# What the package's code imports (besides the Keras backend).
+_REQUIREMENTS = (
+    "keras",
+    "numpy",
+    "pandas",
+    "pillow",
+    "pydicom",
+    "pydantic",
+    "mlflow",
+    "scikit-image",
+)
+_BACKENDS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",), "torch": ("torch",)}
+
+
+@dataclass(frozen=True)
+class ServableModel:
+    """What the evaluation pipeline packages: the network and how to use it."""
+
+    model: keras.Model
+    settings: InferenceSettings
+
+
+def save_servable_model(servable: ServableModel, path: str | Path) -> None:
+    """Write the package to ``path`` (which must not exist or be empty)."""
+    import mlflow.pyfunc
+
+    with _packaging_kwargs(servable) as kwargs, _no_input_example_warning():
+        mlflow.pyfunc.save_model(path=str(path), **kwargs)
+
+
+def log_servable_model(servable: ServableModel, name: str) -> ModelInfo:
+    """Log the package to the active MLflow run as ``name`` (``runs:/<run id>/<name>``)."""
+    import mlflow.pyfunc
+
+    with _packaging_kwargs(servable) as kwargs, _no_input_example_warning():
+        return mlflow.pyfunc.log_model(name=name, **kwargs)
+
+
+def load_classifier(uri: str) -> Classifier:
+    """A package from a local folder or any MLflow model URI, ready to predict.
+
+    A model that is not such a package (e.g. one logged by an older version in
+    the Keras flavour) is refused with the reason, never guessed at.
+    """
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    try:
+        python_model = pyfunc.unwrap_python_model()
+    except MlflowException as error:
+        raise InferenceSettingsError(
+            f"{uri} is not a chest-xray servable model (no preprocessing settings or "
+            "threshold recorded with it); use a model logged by the evaluation pipeline"
+        ) from error
+    classifier = getattr(python_model, "classifier", None)
+    if not isinstance(classifier, Classifier):
+        raise InferenceSettingsError(f"{uri} is a pyfunc model, but not a chest-xray one")
+    classifier.source = uri
+    return classifier
+
+
+@contextlib.contextmanager
+def _packaging_kwargs(servable: ServableModel) -> Iterator[dict[str, Any]]:
+    """``save_model`` / ``log_model`` arguments; the Keras file lives until they return."""
+    import keras
+
+    with tempfile.TemporaryDirectory(prefix="chest-xray-package-") as scratch:
+        weights = Path(scratch, "model.h5")
+        keras.saving.save_model(servable.model, weights, include_optimizer=False)
+        config = servable.settings.to_config()
+        yield {
+            "python_model": ChestXrayModel(),
+            "artifacts": {KERAS_ARTIFACT: str(weights)},
+            "model_config": config,
+            "metadata": {"chest_xray": config},
+            "signature": _signature(),
+            "code_paths": [str(Path(chest_xray.__file__).parent)],
+            "pip_requirements": pip_requirements(),
+        }
+
+
+@contextlib.contextmanager
+def _no_input_example_warning() -> Iterator[None]:
+    """MLflow asks for an input example; ours would be a base64 X-ray in every package."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*An input example was not provided")
+        yield
+
+
+def pip_requirements() -> list[str]:
+    """The installed versions of what the package imports, and of the Keras backend."""
+    import keras
+
+    requirements = []
+    for name in _REQUIREMENTS:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            requirements.append(f"{name}=={metadata.version(name)}")
+    for name in _BACKENDS.get(keras.backend.backend(), ()):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            requirements.append(f"{name}=={metadata.version(name)}")
+            break
+    return requirements
+
+
+def _signature() -> Any:
+    """Columns in (image: base64 | path), columns out (probability, label, threshold)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = Schema(
+        [ColSpec("string", "image", required=False), ColSpec("string", "path", required=False)]
+    )
+    types = {"probability": "double", "label": "string", "threshold": "double"}
+    outputs = Schema([ColSpec(types[name], name) for name in OUTPUT_COLUMNS])
+    return ModelSignature(inputs=inputs, outputs=outputs)

@@ -1,0 +1,79 @@
+"""The MLflow Model Registry: every packaged model a version, the best one the champion.
+
+Rule: a new version takes the alias (``champion``) when the alias points at no
+version yet, or when its validation AUC is strictly higher than the current
+champion's (recorded on each version as the ``validation_auc`` tag). A version
+without a validation AUC never takes the alias from one that has it. So
+``models:/chest-xray@champion`` always names the best model on the validation
+split so far, and a worse retraining never replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+logger = logging.getLogger(__name__)
+
+AUC_TAG = "validation_auc"
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    version: str
+    champion: bool  # this version holds the alias now
+    previous_champion: str | None
+
+
+def register_and_promote(
+    model_uri: str, name: str, alias: str | None, validation_auc: float | None
+) -> Registration:
+    """Register ``model_uri`` under ``name``; move ``alias`` to it if it is better."""
+    import mlflow
+
+    client = MlflowClient()
+    version = mlflow.register_model(model_uri, name).version
+    if validation_auc is not None:
+        client.set_model_version_tag(name, version, AUC_TAG, repr(float(validation_auc)))
+    if alias is None:
+        return Registration(name, str(version), False, None)
+    current = _champion(client, name, alias)
+    current_auc = _auc(current.tags.get(AUC_TAG)) if current is not None else None
+    promote = current is None or (
+        validation_auc is not None and (current_auc is None or validation_auc > current_auc)
+    )
+    if promote:
+        client.set_registered_model_alias(name, alias, version)
+    previous = None if current is None else str(current.version)
+    logger.info(
+        "Registered %s version %s (validation AUC %s); @%s -> version %s",
+        name,
+        version,
+        validation_auc,
+        alias,
+        version if promote else previous,
+    )
+    return Registration(name, str(version), promote, previous)
+
+
+def _champion(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(error).lower():
+            return None
+        raise
+
+
+def _auc(value: str | None) -> float | None:
+    try:
+        auc = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return None if math.isnan(auc) else auc

@@ -1,0 +1,128 @@
+"""What a trained model must carry to be used on a new X-ray: preprocessing and threshold.
+
+A Keras file alone says neither how its pixels were made (size, resize mode, JPEG
+draft decoding) nor where to cut its probability. Inference that asked the user
+to repeat them would sooner or later feed a 300 px model 224 px images, or apply
+0.5 to a model whose validation-chosen threshold is 0.7. So the evaluation
+pipeline packages the model with these settings (``packaging``), and every way
+of using it (the ``inference`` pipeline, ``chest-xray predict``, the served
+MLflow model) reads them back from the package; a package without them is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from chest_xray.data.imaging import OutputSettings
+
+if TYPE_CHECKING:
+    from chest_xray.params import EvaluationParams, PreprocessingParams
+
+logger = logging.getLogger(__name__)
+
+# Bump when a field's meaning changes; a package of another version is refused.
+FORMAT_VERSION: Literal[1] = 1
+# A request or file over this is refused before it is decoded (the largest original
+# in the Kaggle set is ~3 MB; a 16-bit DICOM of a 4k x 4k detector is ~32 MB).
+DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+
+class InferenceSettingsError(ValueError):
+    """A model package whose inference settings are missing or unreadable."""
+
+
+class InferenceSettings(BaseModel):
+    """Everything between a raw image file and a labelled prediction, bar the network."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: Literal[1] = FORMAT_VERSION
+    classes: tuple[str, str]  # label 0, label 1 (the positive class)
+    image_size: tuple[PositiveInt, PositiveInt]  # (height, width), as preprocessing
+    resize_mode: Literal["stretch", "pad"]
+    jpeg_draft: bool
+    contrast: Literal["none", "equalize", "clahe"] = "none"  # preprocessing.contrast
+    border_crop: float = Field(0.0, ge=0.0, lt=0.25)  # preprocessing.border_crop
+    threshold: float = Field(gt=0.0, lt=1.0)  # P(classes[1]) >= threshold -> classes[1]
+    threshold_source: str  # e.g. "youden on validation" or "evaluation.threshold"
+    # (from, to): probabilities shifted by Bayes' rule from the train split's share of
+    # the positive class to a target one (evaluation.target_prevalence), else None.
+    prior_shift: tuple[float, float] | None = None
+    validation_auc: float | None = None  # decides the registry's champion alias
+    tta: Literal["none", "flip", "flip_shift"] = "none"  # evaluation.tta
+    max_image_bytes: PositiveInt = DEFAULT_MAX_IMAGE_BYTES
+
+    @property
+    def output_settings(self) -> OutputSettings:
+        """The preprocessing's own settings value, so inference runs the same code path."""
+        return OutputSettings(
+            self.image_size,
+            self.resize_mode,
+            self.jpeg_draft,
+            contrast=self.contrast,
+            border_crop=self.border_crop,
+        )
+
+    def to_config(self) -> dict[str, Any]:
+        """Plain JSON values, for MLflow's ``model_config`` and the model's metadata."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | None, source: str) -> InferenceSettings:
+        """Read back from a package; ``source`` (a path or URI) names it in the error."""
+        if not config:
+            raise InferenceSettingsError(
+                f"{source} carries no inference settings (preprocessing and threshold): it "
+                "was not packaged by this project's evaluation pipeline. Retrain it with "
+                "`kedro run`, or package it with `kedro run --pipelines=evaluation`."
+            )
+        try:
+            return cls.model_validate(config)
+        except ValidationError as error:
+            raise InferenceSettingsError(
+                f"{source}: its inference settings cannot be read by this version of "
+                f"chest-xray: {error}"
+            ) from error
+
+
+def settings_from_evaluation(
+    report: dict[str, Any], preprocessing: PreprocessingParams, evaluation: EvaluationParams
+) -> InferenceSettings:
+    """The settings a model leaves the evaluation pipeline with.
+
+    Preprocessing as ``data_processing`` made the training PNGs; the threshold
+    per ``evaluation.model_threshold`` from the evaluation report (so the packaged
+    model decides as the report's ``at_validation_threshold`` row says); the prior
+    shift and validation AUC as the report recorded them.
+    """
+    tuned = report["test"].get("at_validation_threshold")
+    threshold, source = evaluation.threshold, "evaluation.threshold"
+    if evaluation.model_threshold == "validation":
+        if tuned and tuned.get("threshold") is not None and 0.0 < tuned["threshold"] < 1.0:
+            threshold, source = float(tuned["threshold"]), f"{tuned['strategy']} on validation"
+        else:
+            logger.warning(
+                "evaluation.model_threshold is 'validation', but no threshold was chosen on "
+                "validation (validation_threshold: %s): the model is packaged with the fixed "
+                "threshold %s",
+                evaluation.validation_threshold,
+                evaluation.threshold,
+            )
+            source = "evaluation.threshold (none chosen on validation)"
+    shift = report.get("prior_shift")
+    return InferenceSettings(
+        classes=evaluation.classes,
+        image_size=preprocessing.image_size,
+        resize_mode=preprocessing.resize_mode,
+        jpeg_draft=preprocessing.jpeg_draft,
+        contrast=preprocessing.contrast,
+        border_crop=preprocessing.border_crop,
+        threshold=threshold,
+        threshold_source=source,
+        prior_shift=None if shift is None else (shift["from"], shift["to"]),
+        validation_auc=report.get("validation", {}).get("auc"),
+        tta=evaluation.tta,
+    )

@@ -1,0 +1,49 @@
+"""The champion alias follows the best validation AUC, never a worse retraining."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from chest_xray.inference.packaging import ServableModel, load_classifier, log_servable_model
+from chest_xray.inference.registry import AUC_TAG, register_and_promote
+from tests.inference.conftest import tiny_model, tiny_settings
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("registry-test")
+    return uri
+
+
+def train_and_register(auc: float | None) -> tuple[str, bool]:
+    servable = ServableModel(tiny_model(), tiny_settings(validation_auc=auc))
+    with mlflow.start_run():
+        info = log_servable_model(servable, name="model")
+    registration = register_and_promote(info.model_uri, "chest-xray", "champion", auc)
+    return registration.version, registration.champion
+
+
+def test_the_alias_moves_only_to_a_better_validation_auc(store: str) -> None:
+    client = mlflow.MlflowClient()
+
+    def champion() -> str:
+        return str(client.get_model_version_by_alias("chest-xray", "champion").version)
+
+    assert train_and_register(0.90) == ("1", True)  # the first version takes the alias
+    assert train_and_register(0.80) == ("2", False)  # worse: stays on 1
+    assert champion() == "1"
+    assert train_and_register(0.90) == ("3", False)  # a tie is not better
+    assert train_and_register(None) == ("4", False)  # unknown AUC never takes it
+    assert train_and_register(0.95) == ("5", True)
+    assert champion() == "5"
+    assert client.get_model_version("chest-xray", "5").tags[AUC_TAG] == "0.95"
+    # The alias, a version and a run all load as the same servable model.
+    by_alias = load_classifier("models:/chest-xray@champion")
+    assert by_alias.settings.validation_auc == 0.95
+    assert load_classifier("models:/chest-xray/2").settings.validation_auc == 0.80
