@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shortcut_check import measure
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "ablation"
 DEV_DATA = REPO.parent / "shared" / "data" / "coronahack-dev"
@@ -106,6 +109,9 @@ def run(config: str, seed: int, raw_root: Path, conf: list[str]) -> None:
         for split in ("validation", "test")
     }
     history = json.loads((REPO / "data/08_reporting/training_history.json").read_text())
+    package = sorted(REPO.glob("data/06_models/servable_model/*/servable_model"))[-1]
+    shortcuts = measure(str(package), REPO / "data/03_primary/images/test")
+    shortcuts["model"] = str(package.relative_to(REPO))
     record = {
         "config": config,
         "seed": seed,
@@ -117,6 +123,9 @@ def run(config: str, seed: int, raw_root: Path, conf: list[str]) -> None:
         "cores": len(__import__("os").sched_getaffinity(0)),
         "metrics": metrics,
         "predictions": predictions,  # for bootstrap intervals (--report)
+        "package": str(package.relative_to(REPO)),
+        # Grad-CAM heat on the image border and the top-left (marker) corner, by class
+        "shortcuts": shortcuts,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
@@ -168,6 +177,9 @@ def report() -> str:
                 "tuned_acc": tuned.get("accuracy"),
                 "tuned_spec": tuned.get("specificity"),
                 "tuned_threshold": tuned.get("threshold"),
+                "corner_heat_pneumonia": (record.get("shortcuts") or {})
+                .get("pneumonia", {})
+                .get("corner_share"),
                 "epochs": record["epochs_run"],
                 "minutes": record["wall_seconds"] / 60,
             }

@@ -23,6 +23,40 @@ from chest_xray.evaluation.gradcam import gradcam_with_probabilities
 from chest_xray.inference.packaging import load_classifier
 
 
+def measure(model: str, images: str | Path, band: float = 0.1) -> dict[str, object]:
+    """Heat shares in the border band and the top-left corner, by predicted class."""
+    classifier = load_classifier(model)
+    files = sorted(Path(images).glob("*.png"))
+    if not files:
+        raise FileNotFoundError(f"no PNG under {images}")
+    pixels = np.stack([np.asarray(Image.open(f))[..., None] for f in files])
+    maps, prob = gradcam_with_probabilities(classifier.model, pixels, batch_size=32)
+    height, width = maps.shape[1:]
+    dy, dx = round(band * height), round(band * width)
+    inner = np.zeros((height, width), bool)
+    inner[dy : height - dy, dx : width - dx] = True
+    total = maps.sum(axis=(1, 2)) + 1e-12
+    in_band = maps[:, ~inner].sum(axis=1) / total
+    corner = maps[:, :dy, :dx].sum(axis=(1, 2)) / total
+    positive = prob >= 0.5
+    result: dict[str, object] = {
+        "model": model,
+        "images": len(files),
+        "band": band,
+        "uniform_band": 1 - (1 - 2 * band) ** 2,
+        "uniform_corner": band**2,
+    }
+    for name, chosen in (("pneumonia", positive), ("normal", ~positive)):
+        if chosen.any():
+            result[name] = {
+                "n": int(chosen.sum()),
+                "band_share": float(in_band[chosen].mean()),
+                "corner_share": float(corner[chosen].mean()),
+                "corner_over_10pct": float((corner[chosen] > 0.1).mean()),
+            }
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -34,30 +68,20 @@ def main() -> int:
     parser.add_argument("--band", type=float, default=0.1)
     args = parser.parse_args()
     model = args.model or sorted(glob.glob("data/06_models/servable_model/*/servable_model"))[-1]
-    classifier = load_classifier(model)
-    files = sorted(Path(args.images).glob("*.png"))
-    if not files:
-        print(f"no PNG under {args.images}", file=sys.stderr)
+    try:
+        result = measure(model, args.images, args.band)
+    except FileNotFoundError as error:
+        print(error, file=sys.stderr)
         return 1
-    pixels = np.stack([np.asarray(Image.open(f))[..., None] for f in files])
-    maps, prob = gradcam_with_probabilities(classifier.model, pixels, batch_size=32)
-    height, width = maps.shape[1:]
-    dy, dx = round(args.band * height), round(args.band * width)
-    inner = np.zeros((height, width), bool)
-    inner[dy : height - dy, dx : width - dx] = True
-    total = maps.sum(axis=(1, 2)) + 1e-12
-    band = maps[:, ~inner].sum(axis=1) / total
-    corner = maps[:, :dy, :dx].sum(axis=(1, 2)) / total
-    positive = prob >= 0.5
-    uniform = 1 - (1 - 2 * args.band) ** 2
-    print(f"model {model}; {len(files)} images; band {args.band:.0%} of each side")
-    print(f"uniform heat: band {uniform:.1%}, top-left corner {args.band**2:.1%}")
-    for name, chosen in (("predicted PNEUMONIA", positive), ("predicted NORMAL", ~positive)):
-        if chosen.any():
+    print(f"model {model}; {result['images']} images; band {args.band:.0%} of each side")
+    print(f"uniform heat: band {result['uniform_band']:.1%}, top-left corner {args.band**2:.1%}")
+    for name in ("pneumonia", "normal"):
+        if name in result:
+            part = result[name]
             print(
-                f"{name:>20} (n={chosen.sum():3d}): band {band[chosen].mean():.1%}, "
-                f"top-left corner {corner[chosen].mean():.1%}, images with > 10% of their "
-                f"heat in that corner: {(corner[chosen] > 0.1).mean():.1%}"
+                f"predicted {name.upper():>9} (n={part['n']:3d}): band {part['band_share']:.1%}, "
+                f"top-left corner {part['corner_share']:.1%}, images with > 10% of their "
+                f"heat in that corner: {part['corner_over_10pct']:.1%}"
             )
     return 0
 
