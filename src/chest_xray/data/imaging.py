@@ -204,7 +204,7 @@ def normalise_contrast(image: Image.Image, contrast: Contrast) -> Image.Image:
     """Histogram equalisation, global or adaptive (CLAHE), of an 8-bit grey image.
 
     Exposure and detector response differ between hospitals and years (the
-    official TEST set was graded again, from another period); equalising each
+    official TEST set was drawn and graded apart from TRAIN); equalising each
     image's histogram takes the global grey-level distribution out of what the
     network can use. CLAHE does it per tile, with a clip limit so noise in flat
     regions is not amplified. Applied after the resize, on the image the network sees.
