@@ -103,7 +103,7 @@ def test_sigterm_fails_the_run_and_a_killed_run_is_closed_at_next_start(
                 assert time.monotonic() < deadline, log.read_text()[-3000:]
                 time.sleep(0.2)
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) != 0
+            assert proc.wait(timeout=120) != 0  # a loaded 2-core machine: a step can take long
         finally:
             if proc.poll() is None:
                 proc.kill()
