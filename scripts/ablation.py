@@ -27,6 +27,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shortcut_check import measure
 
+from chest_xray.inference.packaging import newest_package
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "ablation"
 DEV_DATA = REPO.parent / "shared" / "data" / "coronahack-dev"
@@ -121,7 +123,8 @@ def run(config: str, seed: int, raw_root: Path, conf: list[str]) -> None:
         for split in ("validation", "test")
     }
     history = json.loads((REPO / "data/08_reporting/training_history.json").read_text())
-    package = sorted(REPO.glob("data/06_models/servable_model/*/servable_model"))[-1]
+    package = newest_package(REPO / "data/06_models/servable_model")
+    assert package is not None, "the run packaged no model"
     shortcuts = measure(str(package), REPO / "data/03_primary/images/test")
     shortcuts["model"] = str(package.relative_to(REPO))
     record = {

@@ -12,7 +12,6 @@ that reads the laterality letter or the hospital's text puts far more there.
 from __future__ import annotations
 
 import argparse
-import glob
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from chest_xray.evaluation.gradcam import gradcam_with_probabilities
-from chest_xray.inference.packaging import load_classifier
+from chest_xray.inference.packaging import load_classifier, newest_package
 
 
 def measure(model: str, images: str | Path, band: float = 0.1) -> dict[str, object]:
@@ -67,7 +66,7 @@ def main() -> int:
     parser.add_argument("--images", default="data/03_primary/images/test")
     parser.add_argument("--band", type=float, default=0.1)
     args = parser.parse_args()
-    model = args.model or sorted(glob.glob("data/06_models/servable_model/*/servable_model"))[-1]
+    model = args.model or str(newest_package("data/06_models/servable_model"))
     try:
         result = measure(model, args.images, args.band)
     except FileNotFoundError as error:

@@ -210,6 +210,16 @@ def prior_shift(prob: ArrayLike, source: float, target: float) -> np.ndarray:
     return positive / (positive + negative)
 
 
+def threshold_before_shift(threshold: float, shift: tuple[float, float] | None) -> float:
+    """The threshold on the model's own probabilities equivalent to ``threshold`` on
+    probabilities shifted by ``shift`` = (source, target): the inverse shift, since
+    ``prior_shift`` is strictly increasing. ``threshold`` itself when there is no shift."""
+    if shift is None:
+        return threshold
+    source, target = shift
+    return float(prior_shift(np.array([threshold]), target, source)[0])
+
+
 def shifted_probabilities(prob: ArrayLike, report: dict[str, Any]) -> np.ndarray:
     """``prob`` as the report's thresholds see it: shifted when the report records a shift.
 

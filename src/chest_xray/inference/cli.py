@@ -138,13 +138,15 @@ def _model_uri(model: str | None) -> str:
 
             mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
         return model
-    versions = sorted(DEFAULT_PACKAGES.glob(f"*/{DEFAULT_PACKAGES.name}/MLmodel"))
-    if not versions:
+    from chest_xray.inference.packaging import newest_package
+
+    package = newest_package(DEFAULT_PACKAGES)
+    if package is None:
         raise FileNotFoundError(
             f"no model package under {DEFAULT_PACKAGES}/ (run `kedro run` in the project "
             "folder first, or pass --model)"
         )
-    return str(versions[-1].parent)
+    return str(package)
 
 
 def _files_under(path: Path) -> list[tuple[str, Path, str]]:

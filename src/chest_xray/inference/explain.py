@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from chest_xray.evaluation.gradcam import gradcam, overlay_png
-from chest_xray.evaluation.metrics import prior_shift
+from chest_xray.evaluation.metrics import threshold_before_shift
 from chest_xray.inference.classifier import Classifier
 
 
@@ -31,7 +31,8 @@ def gradcam_overlays(
     """
     names = list(names)
     cache: dict[str, bytes] = {}
-    threshold = _model_space_threshold(classifier)
+    settings = classifier.settings
+    threshold = threshold_before_shift(settings.threshold, settings.prior_shift)
 
     def batch_of(index: int) -> Callable[[], bytes]:
         start = index - index % batch_size
@@ -52,12 +53,3 @@ def gradcam_overlays(
         return make
 
     return {name: batch_of(index) for index, name in enumerate(names)}
-
-
-def _model_space_threshold(classifier: Classifier) -> float:
-    """The packaged threshold on the network's own probability (before any prior shift)."""
-    settings = classifier.settings
-    if settings.prior_shift is None:
-        return settings.threshold
-    source, target = settings.prior_shift
-    return float(prior_shift(np.array([settings.threshold]), target, source)[0])

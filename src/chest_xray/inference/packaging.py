@@ -69,6 +69,14 @@ def log_servable_model(servable: ServableModel, name: str) -> ModelInfo:
         return mlflow.pyfunc.log_model(name=name, **kwargs)
 
 
+def newest_package(folder: str | Path) -> Path | None:
+    """The newest complete package (with its ``MLmodel``) of a versioned folder such as
+    ``data/06_models/servable_model``, or None; Kedro's version names sort by time."""
+    folder = Path(folder)
+    found = sorted(folder.glob(f"*/{folder.name}/MLmodel"))
+    return found[-1].parent if found else None
+
+
 def load_classifier(uri: str) -> Classifier:
     """A package from a local folder or any MLflow model URI, ready to predict.
 

@@ -33,8 +33,6 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel, ValidationError
 
-from chest_xray.inference.packaging import log_servable_model
-from chest_xray.inference.registry import register_and_promote
 from chest_xray.params import dotted
 from chest_xray.tracking.best_effort import best_effort
 from chest_xray.tracking.declarations import (
@@ -219,6 +217,10 @@ class RunContentHooks:
             log_keras_model(data, name=name)
             logger.info("Logged the model to MLflow as runs:/%s/%s", run_id, name)
             return
+        # Imported here: every `kedro` command loads these hooks, few runs package a model.
+        from chest_xray.inference.packaging import log_servable_model
+        from chest_xray.inference.registry import register_and_promote
+
         info = log_servable_model(data, name=name)
         logger.info("Logged the servable model to MLflow as runs:/%s/%s", run_id, name)
         if declaration.registered_model:

@@ -11,7 +11,11 @@ from matplotlib.figure import Figure
 
 from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.evaluation.gradcam import gradcam, gradcam_gallery_figure
-from chest_xray.evaluation.metrics import evaluation_report, shifted_probabilities
+from chest_xray.evaluation.metrics import (
+    evaluation_report,
+    shifted_probabilities,
+    threshold_before_shift,
+)
 from chest_xray.evaluation.plots import (
     confusion_matrix_figure,
     gallery_title,
@@ -196,12 +200,11 @@ def plot_gradcam_gallery(
     chosen, images, prob, predicted = _gallery(
         test_predictions, processed_images, test_metrics, params
     )
-    raw = chosen["probability"].to_numpy(float)
     heatmaps = gradcam(
         model,
         np.stack(images)[..., np.newaxis],
         target="predicted",
-        threshold=_raw_threshold(raw, prob, params.threshold),
+        threshold=threshold_before_shift(params.threshold, _shift(test_metrics)),
     )
     titles = [
         gallery_title(actual, guess, p)
@@ -229,15 +232,10 @@ def _gallery(
     return chosen, images, prob, predicted
 
 
-def _raw_threshold(raw: np.ndarray, shifted: np.ndarray, threshold: float) -> float:
-    """The threshold on the model's own probabilities that splits ``raw`` as ``threshold``
-    splits ``shifted`` (the prior shift is increasing, so one exists)."""
-    if np.array_equal(raw, shifted):
-        return threshold
-    above, below = raw[shifted >= threshold], raw[shifted < threshold]
-    if not len(above):
-        return float(np.nextafter(raw.max(), np.inf))
-    return float(above.min()) if not len(below) else float((above.min() + below.max()) / 2)
+def _shift(report: dict[str, Any]) -> tuple[float, float] | None:
+    """The report's prior shift as (source, target), None when it records none."""
+    shift = report.get("prior_shift")
+    return None if shift is None else (shift["from"], shift["to"])
 
 
 def package_model(
