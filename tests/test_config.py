@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ GROUPS = {
     "training": typed.TrainingParams,
     "evaluation": typed.EvaluationParams,
     "inference": typed.InferenceParams,
+    "cross_validation": typed.CrossValidationParams,
 }
 
 
@@ -50,3 +53,26 @@ def test_the_writeup_environment_is_the_write_ups_recipe() -> None:
     assert preprocessing.contrast == "none"
     evaluation = typed.EvaluationParams.model_validate(values["evaluation"])
     assert evaluation.threshold == 0.5 and evaluation.model_threshold == "fixed"
+
+
+def test_every_parameter_group_is_checked_here() -> None:
+    assert set(parameters("local")) == set(GROUPS)
+
+
+@pytest.mark.parametrize("folds", [1, 21])
+def test_a_fold_count_out_of_range_names_the_parameter(folds: int) -> None:
+    with pytest.raises(ValueError, match="folds"):
+        typed.CrossValidationParams(folds=folds)
+
+
+def test_the_kedro_wiring_imports_no_keras() -> None:
+    """Every ``kedro`` command (and a notebook's ``%load_ext kedro.ipython``) loads the
+    settings and hooks: they must not pay for TensorFlow before a node needs it."""
+    code = (
+        "import sys, chest_xray.settings, chest_xray.pipeline_registry; "
+        "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"

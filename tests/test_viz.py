@@ -26,6 +26,7 @@ from kedro.framework.startup import bootstrap_project
 from PIL import Image
 
 from chest_xray.pipeline_registry import ON_DEMAND
+from chest_xray.pipelines.fold_count import DEFAULT_FOLDS
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.slow
 # packaging reads the evaluation report, and kedro-viz draws no layer at all when one
 # dataset flows back into an earlier layer.
 LAYERS = ["raw", "intermediate", "primary", "models", "model_output", "reporting", "inference"]
-TAGS = {"preprocessing", "training", "evaluation", "inference"}
+TAGS = {"preprocessing", "training", "evaluation", "inference", "cross_validation"}
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -215,6 +216,26 @@ def test_each_pipeline_can_be_viewed_alone(
     selector = re.search(r'dropdown__label"><span>([^<]+)</span>', dom)
     assert selector is not None and selector.group(1) == pipeline
     assert graph_task_nodes(dom) == expected_nodes[pipeline]
+
+
+def test_cross_validation_shows_each_fold_as_one_collapsed_namespace(
+    chromium: str, site: str, expected_nodes: dict[str, set[str]], tmp_path: Path
+) -> None:
+    url = with_settings(site, pipeline={"active": "cross_validation"})
+    dom = chromium_run(chromium, tmp_path / "profile", "--dump-dom", url)
+
+    folds = {name.split(".")[0] for name in expected_nodes["cross_validation"] if "." in name}
+    assert folds == {f"fold_{i}" for i in range(1, DEFAULT_FOLDS + 1)}
+    # Collapsed, a fold is one node of its own; its train_model, predict ... are not drawn.
+    assert graph_task_nodes(dom) == {"assign_folds", "aggregate_folds", "plot_fold_roc_curves"}
+    tags = re.findall(r"<g [^>]*>", dom)
+    drawn_folds = {
+        match.group(1)
+        for tag in tags
+        if "pipeline-node--modularPipeline" in tag
+        and (match := re.search(r'data-node-fullname="([^"]+)"', tag))
+    }
+    assert drawn_folds == folds
 
 
 def test_screenshot_shows_the_graph(chromium: str, site: str, tmp_path: Path) -> None:

@@ -1,9 +1,28 @@
-"""Writing a file whole or not at all, for code that must not depend on Kedro (the CLI)."""
+"""Writing a file whole or not at all, and telling local paths from object-store URLs, for
+code that must not depend on Kedro (the CLI, the typed parameters)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+
+from fsspec.utils import get_protocol
+
+LOCAL_PROTOCOLS = frozenset({"file", "local"})
+
+
+def is_local(path: str) -> bool:
+    """True for a plain or ``file://`` path; False for an fsspec URL (``s3://``, ``gs://``,
+    ``abfs://``, ``memory://`` ...), which names an object, not a file on this machine."""
+    return get_protocol(str(path)) in LOCAL_PROTOCOLS
+
+
+def require_local(path: str, what: str, why: str) -> str:
+    """``path`` if it is on this machine's file system; else a ``ValueError`` naming ``what``
+    (the parameter or dataset) and ``why`` it must stay local."""
+    if not is_local(path):
+        raise ValueError(f"{what} must be a folder on this machine, not {path!r}: {why}")
+    return path
 
 
 def write_atomically(path: str, data: bytes) -> None:

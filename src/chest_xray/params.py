@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from chest_xray.data.imaging import Contrast, OutputSettings, ResizeMode
+from chest_xray.data.metadata import Task, task_classes
+from chest_xray.files import require_local
 
 # Shared with the code that takes these values outside the parameters
 # (modeling.augmentation.RandomAffine, modeling.trainer, benchmarks/bench_memory.py): one
@@ -201,7 +203,14 @@ class EarlyStoppingParams(_Params):
 class TrainingParams(_Params):
     """Everything that decides how the model is trained."""
 
-    # Class names in label order: index 0 -> label 0. PNEUMONIA = 1 is the
+    # ``binary``: NORMAL vs PNEUMONIA (``classes``), one sigmoid output (the write-up).
+    # ``multiclass``: NORMAL, BACTERIA, VIRUS from ``Label_1_Virus_category`` (and
+    # COVID-19 from ``Label_2_Virus_category`` with ``covid_class``), a softmax head;
+    # the class names then come from the task (``class_names``), not from ``classes``.
+    task: Task = "binary"
+    # Multiclass only: COVID-19 as a fourth class (58 images in the whole dataset).
+    covid_class: bool = False
+    # Binary class names in label order: index 0 -> label 0. PNEUMONIA = 1 is the
     # positive class of every metric (the write-up used Normal = 1).
     classes: tuple[str, str] = ("NORMAL", "PNEUMONIA")
     seed: int = 42
@@ -226,15 +235,43 @@ class TrainingParams(_Params):
     # of a training step and, on CPUs with AVX512-BF16 or AMX, nearly halves its
     # time too (docs/benchmarks.md); ``float16`` is for GPUs.
     mixed_precision: MixedPrecision = "none"
-    distribution: Literal["default", "mirrored"] = "default"
-    # Per-epoch state for BackupAndRestore: a killed run resumes from here.
+    # ``mirrored``: every GPU of this machine. ``multi_worker``: every worker of the
+    # cluster in TF_CONFIG (TensorFlow backend), each running the same ``kedro run``;
+    # the global batch (``batch_size``) is split between them and only the chief saves
+    # and logs (README "Scale-out: training on several machines").
+    distribution: Literal["default", "mirrored", "multi_worker"] = "default"
+    # Per-epoch state for BackupAndRestore: a killed run resumes from here. A local
+    # folder, also when the data layers are on an object store (``_local_checkpoints``).
     checkpoint_dir: str = "data/06_models/checkpoints"
     loader_threads: int = Field(0, ge=0)  # 0 = one per CPU core
+
+    @field_validator("checkpoint_dir")
+    @classmethod
+    def _local_checkpoints(cls, value: str) -> str:
+        # Checkpoints are the scratch state of one machine's run (a resumed run must
+        # be the same run), rewritten every epoch and moved aside by renaming.
+        return require_local(
+            value,
+            "training.checkpoint_dir",
+            "checkpoints are this machine's scratch state for resuming its own run "
+            "(rewritten every epoch, moved aside by renaming); keep them on a local disk",
+        )
 
     @property
     def micro_batch_size(self) -> int:
         """Images per forward pass: training steps, validation and prediction alike."""
         return self.batch_size // self.micro_batches
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The model's classes in output order: ``classes`` (binary) or the task's."""
+        return self.classes if self.task == "binary" else task_classes(self.task, self.covid_class)
+
+    @model_validator(mode="after")
+    def _covid_class_needs_multiclass(self) -> TrainingParams:
+        if self.covid_class and self.task != "multiclass":
+            raise ValueError("covid_class (a COVID-19 class) needs task: multiclass")
+        return self
 
     @model_validator(mode="after")
     def _micro_batches_divide_the_batch(self) -> TrainingParams:
@@ -261,8 +298,22 @@ class GalleryParams(_Params):
     seed: int = 0
 
 
+class BootstrapParams(_Params):
+    """Percentile bootstrap intervals of the test metrics (``evaluation.bootstrap``)."""
+
+    # Test sets resampled with replacement, each as large as the test set.
+    resamples: int = Field(1000, ge=1000, le=100_000)
+    seed: int = 0
+    level: float = Field(0.95, ge=0.5, lt=1.0)  # 0.95: the 2.5th and 97.5th percentiles
+
+
 class EvaluationParams(_Params):
-    """How predictions become metrics."""
+    """How predictions become metrics.
+
+    ``threshold``, ``validation_threshold``, ``target_prevalence`` and
+    ``model_threshold`` are binary concepts: a multiclass model predicts the class
+    of highest probability, and ``check_task_options`` refuses them set otherwise.
+    """
 
     classes: tuple[str, str] = ("NORMAL", "PNEUMONIA")
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
@@ -287,6 +338,7 @@ class EvaluationParams(_Params):
     # packaged model alike. ``none``: one pass (the write-up).
     tta: Literal["none", "flip", "flip_shift"] = "none"
     gallery: GalleryParams = GalleryParams()
+    bootstrap: BootstrapParams = BootstrapParams()
 
 
 # ------------------------------------------------------------------------- inference
@@ -305,6 +357,55 @@ class InferenceParams(_Params):
     # positive and the N most confidently negative.
     gradcam: Literal["all", "none"] | PositiveInt = "all"
     progress: bool = True  # a progress bar on the console (not in the log)
+
+
+# ------------------------------------------------------------------ cross-validation
+
+
+class CrossValidationParams(_Params):
+    """How the ``cross_validation`` pipeline folds TRAIN (``data.folds``).
+
+    ``folds`` also sets how many ``fold_<i>`` namespaces the pipeline has: Kedro
+    builds pipelines before any node runs, so the pipeline reads it from the
+    configuration when the session starts (``pipelines.fold_count``).
+    """
+
+    folds: int = Field(5, ge=2, le=20)
+    seed: int = 0  # of the fold assignment; the inner train/validation split uses split.seed
+
+
+# -------------------------------------------------------------------- task options
+
+# Binary-only evaluation settings: a multiclass model predicts the most probable class.
+_BINARY_ONLY = ("threshold", "validation_threshold", "target_prevalence", "model_threshold")
+
+
+def check_task_options(parameters: Mapping[str, Any]) -> None:
+    """Refuse binary-only evaluation settings in a multiclass run, naming them.
+
+    Called when a run starts (``hooks``), so the refusal comes before training, not
+    after it. A setting left at its default is not "set": the defaults decide nothing
+    for a multiclass model (``argmax``), a changed one would be silently ignored.
+    """
+    training = parameters.get("training") or {}
+    if not isinstance(training, Mapping) or training.get("task", "binary") != "multiclass":
+        return
+    evaluation = parameters.get("evaluation") or {}
+    defaults = EvaluationParams()
+    changed = [
+        f"evaluation.{name}={evaluation[name]!r}"
+        for name in _BINARY_ONLY
+        if isinstance(evaluation, Mapping)
+        and name in evaluation
+        and evaluation[name] != getattr(defaults, name)
+    ]
+    if changed:
+        default_values = ", ".join(f"{n}={getattr(defaults, n)!r}" for n in _BINARY_ONLY)
+        raise RuntimeParameterError(
+            f"training.task=multiclass: {', '.join(changed)} apply to binary models only (a "
+            "multiclass model predicts its most probable class); remove them or set them "
+            f"back to their defaults ({default_values})"
+        )
 
 
 # ------------------------------------------------------------------ runtime parameters

@@ -5,11 +5,20 @@ import os
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from chest_xray.hooks import RuntimeParamsHooks
+from chest_xray.distributed_hooks import MultiWorkerHooks
+from chest_xray.hooks import CrossValidationHooks, RuntimeParamsHooks
 from chest_xray.tracking.content import RunContentHooks
 from chest_xray.tracking.lifecycle import RunLifecycleHooks
 
-HOOKS = (RuntimeParamsHooks(), RunLifecycleHooks(), RunContentHooks())
+# pluggy calls hooks of one kind last-registered first: RuntimeParamsHooks checks --params
+# (naming a mistyped key) before CrossValidationHooks reads the merged parameters.
+HOOKS = (
+    CrossValidationHooks(),
+    RuntimeParamsHooks(),
+    RunLifecycleHooks(),
+    RunContentHooks(),
+    MultiWorkerHooks(),  # last: its tryfirst hooks run before the tracking hooks'
+)
 
 # TensorFlow's C++ INFO and WARNING lines, once a node imports Keras (an explicit
 # TF_CPP_MIN_LOG_LEVEL wins). Its few lines logged before absl is initialised ignore this

@@ -344,10 +344,13 @@ def test_flat_metrics_name_test_tuned_and_validation_values() -> None:
     params = EvaluationParams(validation_threshold="accuracy")
     flat = flat_metrics(evaluation_report(Y, P, VAL_Y, VAL_P, params))
 
+    with_interval = ("accuracy", "sensitivity", "specificity", "balanced_accuracy")
     expected = (
         {f"test_{k}" for k in (*RATES, "auc", "threshold")}
         | {f"test_tuned_{k}" for k in (*RATES, "threshold")}
         | {f"validation_{k}" for k in (*RATES, "auc")}
+        | {f"test_{k}_ci_{end}" for k in (*with_interval, "auc") for end in ("low", "high")}
+        | {f"test_tuned_{k}_ci_{end}" for k in with_interval for end in ("low", "high")}
     )
     assert set(flat) == expected
     assert all(type(v) is float for v in flat.values())
@@ -362,5 +365,8 @@ def test_flat_metrics_name_test_tuned_and_validation_values() -> None:
 def test_flat_metrics_drops_missing_values() -> None:
     flat = flat_metrics(evaluation_report(Y, [0.9] * 10, [], [], EvaluationParams()))
 
-    assert set(flat) == {f"test_{k}" for k in (*RATES, "auc", "threshold")}
+    intervals = ("accuracy", "sensitivity", "specificity", "balanced_accuracy", "auc")
+    assert set(flat) == {f"test_{k}" for k in (*RATES, "auc", "threshold")} | {
+        f"test_{k}_ci_{end}" for k in intervals for end in ("low", "high")
+    }
     assert flat["test_auc"] == 0.5  # constant scores: every pair tied

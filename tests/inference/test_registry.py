@@ -47,3 +47,31 @@ def test_the_alias_moves_only_to_a_better_validation_auc(store: str) -> None:
     by_alias = load_classifier("models:/chest-xray@champion")
     assert by_alias.settings.validation_auc == 0.95
     assert load_classifier("models:/chest-xray/2").settings.validation_auc == 0.80
+
+
+def test_a_multiclass_model_competes_for_its_own_alias(store: str) -> None:
+    from chest_xray.inference.registry import TASK_TAG
+    from chest_xray.modeling.model import build_model
+    from chest_xray.params import ModelParams
+    from tests.inference.conftest import SIZE
+
+    client = mlflow.MlflowClient()
+    assert train_and_register(0.80) == ("1", True)
+    settings = tiny_settings(
+        task="multiclass",
+        classes=("NORMAL", "BACTERIA", "VIRUS"),
+        threshold=None,
+        threshold_source="argmax",
+        validation_auc=0.99,
+    )
+    model = build_model((*SIZE, 1), ModelParams(conv_filters=[4], dense_units=8), n_classes=3)
+    with mlflow.start_run():
+        info = log_servable_model(ServableModel(model, settings), name="model")
+    registration = register_and_promote(info.model_uri, "chest-xray", "champion", 0.99)
+    assert (registration.version, registration.champion) == ("2", True)
+    assert registration.alias == "champion_multiclass"
+    # A higher AUC of another task does not take the binary model's alias.
+    assert str(client.get_model_version_by_alias("chest-xray", "champion").version) == "1"
+    assert client.get_model_version("chest-xray", "2").tags[TASK_TAG] == "multiclass"
+    assert client.get_model_version("chest-xray", "1").tags[TASK_TAG] == "binary"
+    assert load_classifier("models:/chest-xray@champion_multiclass").multiclass

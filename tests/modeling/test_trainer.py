@@ -293,8 +293,12 @@ def test_balanced_class_weights_are_scikit_learns() -> None:
     labels = np.array([0, 0, 0, 1])
     assert class_weights(labels, "none") is None
     assert class_weights(labels, "balanced") == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
-    with pytest.raises(ValueError, match="both labels"):
+    with pytest.raises(ValueError, match=r"every label 0\.\.K-1"):
         class_weights(np.array([1, 1]), "balanced")
+    three = class_weights(np.array([0, 0, 1, 2, 2, 2]), "balanced")  # multiclass: 6 / (3 n_k)
+    assert three == {0: pytest.approx(1.0), 1: pytest.approx(2.0), 2: pytest.approx(2 / 3)}
+    with pytest.raises(ValueError, match=r"got \[0, 2\]"):
+        class_weights(np.array([0, 2]), "balanced")  # a class missing in between
 
 
 @pytest.mark.slow

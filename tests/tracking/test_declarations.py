@@ -26,15 +26,23 @@ from kedro.pipeline import Node, Pipeline
 from kedro.runner import SequentialRunner
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
+from pydantic import ValidationError
 
 from chest_xray import settings
 from chest_xray.evaluation.metrics import evaluation_report, flat_metrics
 from chest_xray.params import EvaluationParams
+from chest_xray.pipelines.cross_validation.pipeline import create_pipeline as cross_validation
 from chest_xray.pipelines.data_processing.pipeline import create_pipeline as data_processing
 from chest_xray.pipelines.evaluation.pipeline import create_pipeline as evaluation
+from chest_xray.pipelines.fold_count import DEFAULT_FOLDS
 from chest_xray.pipelines.training.pipeline import create_pipeline as training
 from chest_xray.tracking.content import RunContentHooks, history_metrics
-from chest_xray.tracking.declarations import declaration_of, is_artifact_dataset, is_tracked
+from chest_xray.tracking.declarations import (
+    Declaration,
+    declaration_of,
+    is_artifact_dataset,
+    is_tracked,
+)
 from tests.conftest import REPO
 from tests.tracking.support import artifact_paths, mlflow_digest
 
@@ -47,6 +55,10 @@ NOT_TRACKED = {
     "dataset_summary": "the same counts are logged as the dataset_summary figure",
     "dropped_items": "a per-file list for fixing the download; derivable from the inputs",
     "model": "the network is logged inside servable_model (runs:/<id>/model), with its settings",
+    **{
+        f"fold_{i}.model": "a fold's network estimates, it ships nothing (its metrics are logged)"
+        for i in range(1, DEFAULT_FOLDS + 1)
+    },
 }
 
 
@@ -245,7 +257,7 @@ def project_catalog() -> DataCatalog:
 
 
 def pipeline_datasets() -> set[str]:
-    pipelines = [data_processing(), training(), evaluation()]
+    pipelines = [data_processing(), training(), evaluation(), cross_validation()]
     return {name for pipeline in pipelines for name in pipeline.datasets()}
 
 
@@ -277,6 +289,17 @@ def test_the_project_catalog_declares_what_today_s_runs_log() -> None:
     assert declaration_of(catalog.get("split_manifest")).input == "split"
     for name in ["training_history", "test_metrics", "split_manifest", "roc_curve_plot"]:
         assert is_artifact_dataset(catalog.get(name)), name
+    # cross-validation: the folds' figures in a child run each, the summary in the parent
+    for name in ["fold_2.training_history", "fold_2.test_metrics"]:
+        assert declaration_of(catalog.get(name)).run == "namespace", name
+    assert declaration_of(catalog.get("cv_summary")).metrics == "cross_validation"
+
+
+def test_only_metrics_go_to_a_namespace_s_child_run() -> None:
+    assert Declaration(metrics="history", run="namespace").run == "namespace"
+    for wrong in ({"model": "keras"}, {"input": "split"}):
+        with pytest.raises(ValidationError, match="run: namespace takes metrics only"):
+            Declaration(run="namespace", **wrong)
 
 
 def test_the_tracking_package_names_no_catalog_dataset() -> None:

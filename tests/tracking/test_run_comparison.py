@@ -204,3 +204,26 @@ def test_tracked_runs_show_the_differing_parameter_and_both_accuracies(
 
     only_demo = main(["--tracking-uri", tracked.uri, "--filter", "tags.env = 'demo'"])
     assert only_demo == 0 and tracked.trainings[2].info.run_name in capsys.readouterr().out
+
+
+def test_metrics_with_intervals_read_value_low_high_and_the_csv_keeps_them_apart() -> None:
+    from chest_xray.tracking.run_comparison import CI_NOTE, render
+
+    table = pd.DataFrame(
+        {
+            "run_name": ["binary-1", "multiclass-2", "old-3"],
+            "test_accuracy": [0.912, 0.70, 0.85],
+            "test_accuracy_ci_low": [0.895, 0.66, float("nan")],
+            "test_accuracy_ci_high": [0.929, 0.74, float("nan")],
+            "test_macro_f1": [float("nan"), 0.65, float("nan")],
+        }
+    )
+    lines = render(table).splitlines()
+    accuracy = next(line for line in lines if line.startswith("test_accuracy"))
+    assert "0.9120 [0.8950, 0.9290]" in accuracy
+    assert "0.7000 [0.6600, 0.7400]" in accuracy
+    assert accuracy.rstrip().endswith("0.8500")  # a run logged before intervals existed
+    assert not any(line.startswith("test_accuracy_ci") for line in lines)
+    assert lines[-1] == CI_NOTE
+    macro = next(line for line in lines if line.startswith("test_macro_f1"))
+    assert macro.split()[1:] == ["-", "0.6500", "-"]

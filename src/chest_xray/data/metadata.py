@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
+from typing import Literal
 
 import pandas as pd
 
@@ -39,6 +40,14 @@ REASON_NO_ROW = "image file has no metadata row (unlabelled)"
 REASON_NO_FILE = "metadata row has no image file"
 REASON_DUPLICATE_ROW = "duplicate metadata row (same name, split and labels): kept the first"
 REASON_OUTSIDE = "file outside the train/ and test/ folders"
+
+Task = Literal["binary", "multiclass"]
+# The multiclass task's classes, in output order; COVID-19 is an optional fourth.
+MULTICLASS_CLASSES = ("NORMAL", "BACTERIA", "VIRUS")
+COVID_CLASS = "COVID-19"
+# ``Label_1_Virus_category`` (lower case) of a PNEUMONIA row -> its multiclass class.
+_PNEUMONIA_KINDS = {"bacteria": "BACTERIA", "virus": "VIRUS"}
+REASON_NO_CLASS = "no class in the multiclass task"
 
 _PERSON = re.compile(r"^(person\d+)_", re.IGNORECASE)
 _IM_NUMBER = re.compile(r"(?:^|-)(IM-\d+)-\d+", re.IGNORECASE)
@@ -192,3 +201,48 @@ def join_files(tidy: pd.DataFrame, partitions: Iterable[str]) -> tuple[pd.DataFr
 
 def _stem(file_name: str) -> str:
     return PurePosixPath(file_name).stem
+
+
+# ------------------------------------------------------------------------ the task
+
+
+def task_classes(task: Task, covid_class: bool = False) -> tuple[str, ...]:
+    """The multiclass task's class names in output order (binary classes are a parameter)."""
+    if task != "multiclass":
+        raise ValueError(f"task_classes is for the multiclass task, got {task!r}")
+    return (*MULTICLASS_CLASSES, COVID_CLASS) if covid_class else MULTICLASS_CLASSES
+
+
+def assign_task_labels(
+    index: pd.DataFrame, task: Task, covid_class: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``label`` as the task's class; return (rows that have one, dropped rows with the reason).
+
+    ``binary`` leaves the index as it is (NORMAL / PNEUMONIA). ``multiclass`` keeps
+    NORMAL and splits PNEUMONIA by ``Label_1_Virus_category``: ``bacteria`` ->
+    BACTERIA, ``Virus`` -> VIRUS; with ``covid_class`` a ``Label_2_Virus_category``
+    of ``COVID-19`` -> COVID-19 (otherwise COVID-19 images are VIRUS, as their
+    ``Label_1`` says). A PNEUMONIA row of any other category (``Stress-Smoking``,
+    none) has no class: it is returned in ``dropped`` (``DROPPED_COLUMNS``), naming it.
+    """
+    if task == "binary":
+        if covid_class:
+            raise ValueError("covid_class needs the multiclass task")
+        return index, pd.DataFrame(columns=DROPPED_COLUMNS)
+    if task != "multiclass":
+        raise ValueError(f"unknown task {task!r}: expected 'binary' or 'multiclass'")
+    kind = index["label_1"].fillna("").astype(str).str.strip().str.lower()
+    label = kind.map(_PNEUMONIA_KINDS)
+    if covid_class:
+        covid = index["label_2"].fillna("").astype(str).str.strip().str.upper() == COVID_CLASS
+        label = label.mask(covid, COVID_CLASS)
+    label = label.mask(index["label"] == "NORMAL", "NORMAL")
+    unassigned = label.isna()
+    dropped = index.loc[unassigned, ["split", "file_name"]].assign(
+        reason=[
+            f"{REASON_NO_CLASS}: Label_1_Virus_category {value!r}"
+            for value in index.loc[unassigned, "label_1"].fillna("")
+        ]
+    )
+    kept = index.loc[~unassigned].assign(label=label[~unassigned]).reset_index(drop=True)
+    return kept, dropped[DROPPED_COLUMNS].reset_index(drop=True)

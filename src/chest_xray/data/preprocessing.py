@@ -3,24 +3,28 @@
 Decoding, resizing and PNG encoding happen in Pillow's C code, which releases
 the GIL, so threads (one per core by default) scale with the cores and cost
 nothing to start, where a process pool's start-up was a large share of a small
-job (docs/benchmarks.md#design-figures). The encoded bytes are read lazily by
-the calling thread, a few small chunks ahead of the workers, so memory stays
-flat however large the dataset. A file that does not decode is returned as a
-failure, not raised.
+job (docs/benchmarks.md#design-figures). Each worker reads the files of its
+chunk itself, and only a few small chunks are queued ahead, so memory stays
+flat however large the dataset and the reads overlap like the decoding: on an
+object store (``s3://`` ...) every read is a request with its own latency, which
+one reading thread would pay in sequence. A file that does not decode, or
+cannot be read, is returned as a failure, not raised.
 
 Incremental runs: a PNG from an earlier run is reused only when the evidence
 ties *that file's content* to the current source and settings. The log row of
 every image records the source's digest and the settings, and also the digest
 of the PNG it made (``output_sha256``). A later run trusts a PNG only if it
 still has those bytes: the first rerun hashes each PNG once and records its
-stamp (size and modification time), later reruns compare stamps and read
-nothing. Why this design rather than a record written before the PNGs or a
-folder per settings: Kedro saves a node's outputs one after the other, so a
-run killed between the PNGs and the log, or a PNG damaged or replaced later,
-must be caught by the next run whatever the order; the PNG's own digest is
-the one piece of evidence that cannot disagree with the file, and it costs
-one read per new PNG (docs/benchmarks.md, incremental runs). Like ``make``, a
-PNG rewritten with the same size and modification time is not noticed.
+stamp (size and modification time; on an object store, size and ETag:
+``FileListingDataset``), later reruns compare stamps and read nothing (a file
+without a stamp is read every time). Why this design rather than a record
+written before the PNGs or a folder per settings: Kedro saves a node's outputs
+one after the other, so a run killed between the PNGs and the log, or a PNG
+damaged or replaced later, must be caught by the next run whatever the order;
+the PNG's own digest is the one piece of evidence that cannot disagree with the
+file, and it costs one read per new PNG (docs/benchmarks.md, incremental runs).
+Like ``make``, a PNG rewritten with the same size and modification time is not
+noticed (an ETag, on an object store, changes with the content).
 
 Each worker first fingerprints a source file's bytes (SHA-256, also outside the
 GIL, and some fifty times cheaper than decoding, resizing and encoding the
@@ -111,10 +115,16 @@ def digest(data: bytes) -> str:
 
 
 def file_stamps(listing: pd.DataFrame | None) -> dict[str, str]:
-    """Partition -> "size:modified" from a ``FileListing`` table ({} without one)."""
+    """Partition -> "size:modified" from a ``FileListing`` table ({} without one).
+
+    A file whose file system gives no modification stamp (``modified`` empty: a
+    dangling link, or a store that reports neither a time nor an ETag) gets the
+    empty stamp, which vouches for nothing: its bytes are read and the digest decides.
+    """
     if listing is None or listing.empty:
         return {}
-    stamps = listing["size"].astype(str) + ":" + listing["modified"].astype(str)
+    modified = listing["modified"].astype(str)
+    stamps = (listing["size"].astype(str) + ":" + modified).where(modified != "", "")
     return dict(zip(listing["partition"], stamps, strict=True))
 
 
@@ -193,7 +203,7 @@ def _checked_png(
     """``row`` (with the PNG's stamp now checked) if its PNG is the one it made, else None."""
     if stamp is None or pngs is None or not row.output_sha256:
         return None
-    if stamp == row.output_stamp:
+    if stamp and stamp == row.output_stamp:  # the empty stamp vouches for nothing
         return row
     plan.checked_pngs += 1
     try:
@@ -304,13 +314,15 @@ def preprocess_incrementally(
 
 
 def _run_one(
-    item: tuple[str, str, bytes | OSError],
+    item: tuple[str, str],
     *,
+    loaders: PartitionLoaders,
     reuse: Callable[[str, str], bool] | None,
     settings: OutputSettings,
 ) -> Outcome:
-    """Fingerprint one file's bytes, then reuse its last output or preprocess it."""
-    key, name, data = item
+    """Read one file, fingerprint its bytes, then reuse its last output or preprocess it."""
+    key, name = item
+    data = _read(loaders, name)
     if isinstance(data, OSError):
         return Outcome(key, None, f"cannot read the file: {data}")
     source = digest(data)
@@ -323,7 +335,7 @@ def _run_one(
     return Outcome(key, image, "", source, output_digest=digest(image.png))
 
 
-def _run_chunk(items: list[tuple[str, str, bytes | OSError]], **options: Any) -> list[Outcome]:
+def _run_chunk(items: list[tuple[str, str]], **options: Any) -> list[Outcome]:
     """One task for a worker: a few images, so queueing costs little per image."""
     return [_run_one(item, **options) for item in items]
 
@@ -340,13 +352,14 @@ def preprocess_all(
     """Yield one ``Outcome`` per ``(output key, raw partition)`` in ``jobs``, in order.
 
     ``loaders`` maps a raw partition to a zero-argument function returning the
-    file's bytes (a loaded ``FileListing`` or ``PartitionedDataset``). ``reuse(key, digest)``
+    file's bytes (a loaded ``FileListing`` or ``PartitionedDataset``), called on
+    the worker threads (concurrently: fsspec file systems allow it). ``reuse(key, digest)``
     returning True marks that image as reused instead of processing it.
     ``workers`` threads (0: one per core; 1: all in the calling thread).
     """
     from tqdm.auto import tqdm
 
-    task = partial(_run_chunk, reuse=reuse, settings=settings)
+    task = partial(_run_chunk, loaders=loaders, reuse=reuse, settings=settings)
     n_workers = min(resolve_workers(workers), max(1, len(jobs)))
     ahead = _CHUNKS_AHEAD_PER_WORKER * n_workers
     # Chunks in job order: futures on the pool, or results when in-process.
@@ -363,9 +376,9 @@ def preprocess_all(
                 progress.update(len(outcomes))
                 yield from outcomes
 
-        items: list[tuple[str, str, bytes | OSError]] = []
+        items: list[tuple[str, str]] = []
         for number, (key, partition) in enumerate(jobs, start=1):
-            items.append((key, partition, _read(loaders, partition)))
+            items.append((key, partition))
             if len(items) == chunk or number == len(jobs):
                 queue.append(pool.submit(partial(task, items)))
                 items = []

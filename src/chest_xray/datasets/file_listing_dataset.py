@@ -17,6 +17,19 @@ loader raises ``FileNotFoundError`` naming the missing target, so the caller
 can skip it like any unreadable file. Partition ids follow
 ``PartitionedDataset``'s rules (path below the folder, ``filename_suffix``
 stripped) and are the names on disk, unnormalised.
+
+On an object store (``s3://``, ``gs://``, ``abfs://``: any fsspec URL, with
+``credentials`` and ``fs_args`` passed to the file system like kedro-datasets
+does) the folder is one recursive listing (``find``, a few requests per
+thousand objects) and each loader one GET. There are no symbolic links there.
+The stamp in ``modified`` is the object's entity tag where the store gives one
+(S3 ``ETag``, Azure and GCS ``etag``, else GCS ``generation``) rather than its
+time: S3's ``LastModified`` has one-second resolution, while an ETag changes
+whenever the content does (for a single-part upload it is the MD5 of the bytes,
+for a multipart one a digest of its parts' digests; with SSE-KMS or SSE-C
+encryption no digest, but still a new tag for new content). Every load lists
+afresh (fsspec's listing cache is dropped first), so a run sees the objects an
+earlier run of the same process wrote.
 """
 
 from __future__ import annotations
@@ -60,7 +73,8 @@ class FileListingDataset(AbstractDataset[FileListing, FileListing]):
     """Loads a ``FileListing`` of the files under ``path`` ending with ``filename_suffix``.
 
     ``modified`` is the file system's modification time as text (the exact
-    value, for equality checks, not arithmetic). A folder that does not exist
+    value, for equality checks, not arithmetic), or on an object store the
+    object's entity tag (see the module). A folder that does not exist
     loads as an empty listing, so the first run of an incremental node needs no
     special case; with ``required: true`` (the raw images) a missing or empty
     folder is an error that names it.
@@ -92,15 +106,8 @@ class FileListingDataset(AbstractDataset[FileListing, FileListing]):
         self.metadata = metadata
 
     def load(self) -> FileListing:
-        if self._protocol == "file":
-            found = dict(_walk_local(self._folder))
-        elif self._fs.isdir(self._folder):
-            found = {
-                file: (int(info.get("size") or 0), _modified(info))
-                for file, info in self._fs.find(self._folder, detail=True).items()
-            }
-        else:
-            found = {}
+        local = self._protocol == "file"
+        found = dict(_walk_local(self._folder)) if local else self._find_remote()
         rows, loaders = [], {}
         for file, (size, modified) in sorted(found.items()):
             if not file.endswith(self._filename_suffix):
@@ -121,6 +128,19 @@ class FileListingDataset(AbstractDataset[FileListing, FileListing]):
         )
         root = self._folder if self._protocol == "file" else f"{self._protocol}://{self._folder}"
         return FileListing(table, loaders, root)
+
+    def _find_remote(self) -> dict[str, tuple[int, str]]:
+        """Every object below the folder as (size, stamp); {} when there is none."""
+        self._fs.invalidate_cache(self._folder)  # list afresh (see the module)
+        try:
+            objects = self._fs.find(self._folder, detail=True)
+        except FileNotFoundError:
+            return {}
+        return {
+            file: (int(info.get("size") or 0), _modified(info))
+            for file, info in objects.items()
+            if info.get("type", "file") == "file"
+        }
 
     def _loader(self, file: str) -> Callable[[], bytes]:
         def load() -> bytes:
@@ -174,9 +194,23 @@ def _walk_local(folder: str) -> Iterator[tuple[str, tuple[int, str]]]:
             yield path, (int(stat.st_size), repr(stat.st_mtime))
 
 
+# Where fsspec file systems put what changes when a file's content does: an object
+# store's entity tag or generation first (see the module), else a modification time.
+_STAMP_KEYS = (
+    "ETag",  # s3fs
+    "etag",  # adlfs, gcsfs
+    "generation",  # gcsfs
+    "mtime",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "modified",
+)
+
+
 def _modified(info: dict[str, Any]) -> str:
-    """The modification time under whichever key the file system uses ('' if none)."""
-    for key in ("mtime", "LastModified", "last_modified", "updated", "modified"):
+    """The file's change stamp under whichever key the file system uses ('' if none)."""
+    for key in _STAMP_KEYS:
         if info.get(key) is not None:
             return repr(info[key]) if isinstance(info[key], float) else str(info[key])
     return ""

@@ -4,8 +4,10 @@
 the main process. Preprocessing wants the encoded bytes instead: libjpeg can
 then decode a 3,000 px X-ray straight at a quarter of its size (``draft``) in a
 worker process, and a file that does not decode becomes a counted skip rather
-than a catalog error. The same class writes the preprocessed PNGs, atomically,
-so an interrupted run never leaves a truncated image that a later run trusts.
+than a catalog error. The same class writes the preprocessed PNGs whole or not
+at all (renamed into place on a local disk, one PUT on an object store:
+``atomic_files``), so an interrupted run never leaves a truncated image that a
+later run trusts.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import fsspec
 from kedro.io.core import AbstractDataset, DatasetError, get_filepath_str, get_protocol_and_path
 
-from chest_xray.datasets.atomic_files import atomic_local_write
+from chest_xray.datasets.atomic_files import write_whole
 
 
 class ImageFileDataset(AbstractDataset[bytes, bytes]):
@@ -57,11 +59,7 @@ class ImageFileDataset(AbstractDataset[bytes, bytes]):
                 f"for '{self._filepath}'"
             )
         path = get_filepath_str(self._filepath, self._protocol)
-        if self._protocol == "file":
-            atomic_local_write(path, bytes(data))
-        else:
-            with self._fs.open(path, "wb") as handle:
-                handle.write(data)
+        write_whole(self._fs, self._protocol, path, bytes(data))
 
     def _exists(self) -> bool:
         return self._fs.exists(get_filepath_str(self._filepath, self._protocol))

@@ -6,6 +6,12 @@ without TensorFlow (our GPU recipe runs on JAX), and it copies the finished
 file into place, so a run killed mid-copy leaves a truncated model that the
 next ``--from-nodes=predict`` would pick as the latest version. This dataset
 uses ``keras.saving`` only and renames a complete temporary file into place.
+
+On an object store (``s3://`` ..., with ``credentials``/``fs_args`` as in
+kedro-datasets) Keras still writes and reads a local temporary file; saving
+uploads the finished file with one ``put`` (a single PUT, or a multipart
+upload completed only after its last part), so the bucket holds the whole
+model or none, and the newest version is found by listing the versions.
 """
 
 from __future__ import annotations

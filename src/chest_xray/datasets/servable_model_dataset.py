@@ -9,6 +9,13 @@ local version or, when ``model_uri`` is set, any MLflow model URI
 (``runs:/<id>/model``, ``models:/chest-xray/3``, ``models:/chest-xray@champion``).
 
 Saves a ``ServableModel``; loads a ready ``Classifier``.
+
+The folder is local by design: ``filepath`` as an object-store URL (``s3://``
+...) is refused when the catalog is built, naming it. A package is many files
+that MLflow loads from a local folder, and an object store cannot rename a
+folder into place; the package reaches other machines through MLflow instead
+(logged to the run and registered, so stored in the tracking server's artifact
+store, S3 on a team server: ``model_uri: models:/chest-xray@champion``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from typing import Any
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 
+from chest_xray.files import require_local
 from chest_xray.inference.classifier import Classifier
 from chest_xray.inference.packaging import ServableModel, load_classifier, save_servable_model
 
@@ -45,6 +53,15 @@ class ServableModelDataset(AbstractVersionedDataset[ServableModel, Classifier]):
         model_uri: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
+        try:
+            require_local(
+                filepath,
+                "servable_model's filepath",
+                "an MLflow package is a local folder, shared through MLflow "
+                "(model_uri: models:/chest-xray@champion)",
+            )
+        except ValueError as error:
+            raise DatasetError(str(error)) from error
         self._model_uri = model_uri or None
         self.metadata = metadata
         super().__init__(

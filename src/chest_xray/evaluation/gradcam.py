@@ -7,10 +7,12 @@ class score with respect to the last convolutional feature maps, averaged over s
 weight those maps; their ReLU'd sum, upsampled to the image, is the heat map.
 
 For the binary sigmoid output the PNEUMONIA score is the *logit* (the output layer's
-pre-activation) and the NORMAL score its negation. The logit, not the probability: the
-two give the same map up to a positive factor p(1 - p) per image, which the per-image
-normalisation removes, except that this factor underflows to 0 in float32 for a
-confident prediction and would leave an empty map exactly where the model is surest.
+pre-activation) and the NORMAL score its negation; for a softmax output (the multiclass
+task) a class's score is its own logit, and the map shows the predicted class's. The
+logit, not the probability: the two give the same map up to a positive factor p(1 - p)
+per image, which the per-image normalisation removes, except that this factor underflows
+to 0 in float32 for a confident prediction and would leave an empty map exactly where
+the model is surest.
 
 ``method="hirescam"`` (Draelos & Carin, 2020) multiplies gradient and activation
 element-wise instead of weighting each map by its gradient's spatial mean. That mean
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import BytesIO
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -59,7 +61,7 @@ class GradCam(NamedTuple):
     """Heat maps and the probabilities of the same forward pass."""
 
     heatmaps: np.ndarray  # (N, H, W) float32 in [0, 1]
-    probabilities: np.ndarray  # (N,) float32: the model's P(PNEUMONIA)
+    probabilities: np.ndarray  # (N,) float32: the model's P(PNEUMONIA); softmax: (N, K)
 
 
 # ------------------------------------------------------------------------------ layer
@@ -145,6 +147,12 @@ class _Parts:
     features: keras.Model
     tail: keras.Model
     head: keras.layers.Dense | None
+    # Softmax head: the class whose logit is each image's score (N,), set per batch.
+    column: np.ndarray | None = None
+
+    @property
+    def softmax(self) -> bool:
+        return self.head is not None and int(self.head.units) > 1
 
     def split(self, tail_output: Any) -> tuple[Any, Any]:
         """The tail's output as (score input, probability)."""
@@ -163,6 +171,9 @@ class _Parts:
         logit = ops.matmul(ops.cast(score_input, "float32"), ops.cast(self.head.kernel, "float32"))
         if self.head.use_bias:
             logit = logit + ops.cast(self.head.bias, "float32")
+        if self.column is not None:  # softmax: each image's chosen class's logit
+            chosen = ops.one_hot(ops.convert_to_tensor(self.column), int(self.head.units))
+            return ops.sum(logit * chosen, axis=1)
         return ops.reshape(logit, (-1,))
 
 
@@ -172,12 +183,18 @@ def _parts(model: keras.Model) -> _Parts:
     chain = _chain(model)
     feature_map = chain[_feature_map(chain, model.name)][1]
     probability = model.outputs[0]
-    if tuple(probability.shape[1:]) != (1,):
-        raise ValueError(
-            f"Grad-CAM needs one sigmoid probability per image; the model outputs "
-            f"shape {tuple(probability.shape)}"
-        )
     output_layer = chain[-1][0]
+    is_softmax_dense = (
+        isinstance(output_layer, keras.layers.Dense)
+        and output_layer.units > 1
+        and output_layer.activation is keras.activations.softmax
+        and len(chain) > 1
+    )
+    if tuple(probability.shape[1:]) != (1,) and not is_softmax_dense:
+        raise ValueError(
+            f"Grad-CAM needs one sigmoid probability per image, or a softmax Dense output; "
+            f"the model outputs shape {tuple(probability.shape)}"
+        )
     is_sigmoid_dense = (
         isinstance(output_layer, keras.layers.Dense)
         and output_layer.units == 1
@@ -187,7 +204,7 @@ def _parts(model: keras.Model) -> _Parts:
     # Keras 3 builds a functional model from intermediate tensors (it clones the graph
     # between them), so the cut needs no knowledge of the layers in between.
     features = keras.Model(model.inputs[0], feature_map)
-    if not is_sigmoid_dense:
+    if not (is_sigmoid_dense or is_softmax_dense):
         return _Parts(features, keras.Model(feature_map, probability), None)
     score_input = chain[-2][1]  # the output layer's input, in this graph
     return _Parts(features, keras.Model(feature_map, [score_input, probability]), output_layer)
@@ -337,15 +354,24 @@ def gradcam_with_probabilities(
     pixels = _pixel_batch(images)
     size = (pixels.shape[1], pixels.shape[2])
     parts = _parts(model)
+    if parts.softmax and target != "predicted":
+        raise ValueError(
+            f"target {target!r} names a binary class; a softmax (multiclass) model's maps "
+            "show its predicted class: target='predicted'"
+        )
     heatmaps, probabilities = [], []
     for start in range(0, len(pixels), batch_size):
         features = parts.features(pixels[start : start + batch_size], training=False)
-        gradients, probability = _GRADIENTS[backend](parts, features)
-        prob = keras.ops.convert_to_numpy(probability).reshape(-1).astype(np.float32)
-        if target == "predicted":
-            sign = np.where(prob >= threshold, 1.0, -1.0)
+        if parts.softmax:  # the most probable class's evidence; no threshold applies
+            _, first = parts.split(parts.tail(features, training=False))
+            prob = keras.ops.convert_to_numpy(first).astype(np.float32)
+            column = prob.argmax(axis=1)
+            gradients, _ = _GRADIENTS[backend](replace(parts, column=column), features)
+            sign = np.ones(len(prob))
         else:
-            sign = np.full(prob.shape, 1.0 if target == "pneumonia" else -1.0)
+            gradients, probability = _GRADIENTS[backend](parts, features)
+            prob = keras.ops.convert_to_numpy(probability).reshape(-1).astype(np.float32)
+            sign = _sign(prob, target, threshold)
         maps = _class_maps(
             keras.ops.convert_to_numpy(features).astype(np.float64),
             keras.ops.convert_to_numpy(gradients).astype(np.float64),
@@ -357,6 +383,13 @@ def gradcam_with_probabilities(
     if not heatmaps:
         return GradCam(np.zeros((0, *size), np.float32), np.zeros(0, np.float32))
     return GradCam(np.concatenate(heatmaps), np.concatenate(probabilities))
+
+
+def _sign(prob: np.ndarray, target: Target, threshold: float) -> np.ndarray:
+    """+1 where the map is PNEUMONIA's evidence, -1 where it is NORMAL's."""
+    if target == "predicted":
+        return np.where(prob >= threshold, 1.0, -1.0)
+    return np.full(prob.shape, 1.0 if target == "pneumonia" else -1.0)
 
 
 def gradcam(

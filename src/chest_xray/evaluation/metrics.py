@@ -39,7 +39,14 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from chest_xray.params import EvaluationParams
+from chest_xray.evaluation.bootstrap import (
+    Statistic,
+    binary_statistics,
+    intervals,
+    multiclass_statistics,
+)
+from chest_xray.evaluation.multiclass import OVERALL_KEYS, PER_CLASS_KEYS, multiclass_metrics
+from chest_xray.params import BootstrapParams, EvaluationParams
 
 ArrayLike = Sequence[float] | np.ndarray
 ThresholdStrategy = Literal["youden", "accuracy", "equal_error"]
@@ -307,6 +314,7 @@ def evaluation_report(
         else {**binary_metrics(y_test, p_test, chosen), "strategy": params.validation_threshold}
     )
     return {
+        "task": "binary",
         "positive_class": params.classes[1],
         "negative_class": params.classes[0],
         **({"prior_shift": shift} if shift else {}),
@@ -315,8 +323,78 @@ def evaluation_report(
             "auc": roc_auc(y_test, p_test),
             "at_fixed_threshold": binary_metrics(y_test, p_test, params.threshold),
             "at_validation_threshold": tuned,
+            "confidence_intervals": _binary_intervals(
+                y_test, p_test, params.threshold, chosen, params.bootstrap
+            ),
         },
         "validation": validation,
+    }
+
+
+def _binary_intervals(
+    y: np.ndarray,
+    p: np.ndarray,
+    threshold: float,
+    chosen: float | None,
+    settings: BootstrapParams,
+) -> dict[str, Any]:
+    """Bootstrap intervals at the fixed threshold (and AUC), and at the chosen one.
+
+    Both sets come from the same resamples (same seed), so they compare like for like.
+    """
+
+    def run(statistics: dict[str, Statistic]) -> dict[str, Any]:
+        return intervals(
+            statistics,
+            len(y),
+            resamples=settings.resamples,
+            seed=settings.seed,
+            level=settings.level,
+        )
+
+    fixed = run(binary_statistics(y, p, threshold))
+    if chosen is not None:
+        statistics = binary_statistics(y, p, chosen)
+        statistics.pop("auc")  # the same at every threshold
+        fixed["at_validation_threshold"] = run(statistics)["metrics"]
+    return fixed
+
+
+def multiclass_report(  # noqa: PLR0917 - test and validation, as evaluation_report
+    test_true: ArrayLike,
+    test_prob: np.ndarray,
+    val_true: ArrayLike,
+    val_prob: np.ndarray,
+    classes: Sequence[str],
+    bootstrap: BootstrapParams,
+) -> dict[str, Any]:
+    """Test metrics of a multiclass model (argmax), with bootstrap intervals, and the
+    same metrics of the final model on validation (None when that split is empty).
+
+    ``test.auc`` and ``validation.auc`` are the macro one-vs-rest AUCs, so code that
+    ranks models by AUC (the registry's champion, ``chest-xray-runs``) reads both tasks.
+    """
+    test = multiclass_metrics(test_true, test_prob, classes)
+    y_test = np.asarray(test_true).astype(np.int64)
+    ci = intervals(
+        multiclass_statistics(y_test, np.asarray(test_prob, dtype=np.float64)),
+        len(y_test),
+        resamples=bootstrap.resamples,
+        seed=bootstrap.seed,
+        level=bootstrap.level,
+    )
+    has_validation = len(np.asarray(val_true)) > 0
+    validation = multiclass_metrics(val_true, val_prob, classes) if has_validation else None
+    return {
+        "task": "multiclass",
+        "classes": list(classes),
+        "decision": "argmax",
+        "test": {**test, "auc": test["macro_auc"], "confidence_intervals": ci},
+        "validation": {
+            "n": 0 if validation is None else validation["n"],
+            "auc": None if validation is None else validation["macro_auc"],
+            "metrics": validation,
+        },
     }
 
 
@@ -335,6 +413,8 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
     split at the fixed threshold. (Keras' per-epoch curves are ``val_*``: a
     different series, so a different name.)
     """
+    if report.get("task") == "multiclass":
+        return _flat_multiclass(report)
     test, validation = report["test"], report["validation"]
     flat: dict[str, float | None] = {
         **_flatten_point("test", test["at_fixed_threshold"]),
@@ -347,4 +427,37 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
         },
         "validation_auc": validation["auc"],
     }
+    ci = test.get("confidence_intervals")
+    if ci:
+        flat.update(_flatten_intervals("test", ci["metrics"]))
+        flat.update(_flatten_intervals("test_tuned", ci.get("at_validation_threshold") or {}))
+    return {key: float(value) for key, value in flat.items() if value is not None}
+
+
+def _flatten_intervals(prefix: str, metrics: dict[str, Any]) -> dict[str, float | None]:
+    """``{accuracy: {low, high}}`` -> ``test_accuracy_ci_low``, ``test_accuracy_ci_high``."""
+    flat: dict[str, float | None] = {}
+    for name, interval in metrics.items():
+        flat[f"{prefix}_{name}_ci_low"] = interval["low"]
+        flat[f"{prefix}_{name}_ci_high"] = interval["high"]
+    return flat
+
+
+def _flat_multiclass(report: dict[str, Any]) -> dict[str, float]:
+    """``test_accuracy``, ``test_macro_f1``, ``test_auc`` (macro), per class
+    ``test_sensitivity_VIRUS``, ``test_auc_VIRUS``..., their intervals
+    (``test_macro_f1_ci_low``...), and ``validation_*`` for the overall ones."""
+    test = report["test"]
+    flat: dict[str, float | None] = {f"test_{key}": test[key] for key in OVERALL_KEYS}
+    flat["test_auc"] = test["auc"]
+    for name, values in test["per_class"].items():
+        flat.update({f"test_{key}_{name}": values[key] for key in PER_CLASS_KEYS})
+    intervals = test["confidence_intervals"]["metrics"]
+    flat.update(_flatten_intervals("test", intervals))
+    if "macro_auc" in intervals:  # test_auc is the macro AUC: the same interval
+        flat.update(_flatten_intervals("test", {"auc": intervals["macro_auc"]}))
+    validation = report["validation"].get("metrics")
+    if validation:
+        flat.update({f"validation_{key}": validation[key] for key in OVERALL_KEYS})
+    flat["validation_auc"] = report["validation"]["auc"]
     return {key: float(value) for key, value in flat.items() if value is not None}

@@ -99,21 +99,34 @@ def confusion_matrix_figure(
     """
     if len(classes) != 2:
         raise ValueError(f"expected two class names, got {list(classes)}")
-    counts = np.array([[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]])
-    row_totals = counts.sum(axis=1)
+    counts = [[confusion["tn"], confusion["fp"]], [confusion["fn"], confusion["tp"]]]
+    return confusion_grid_figure(counts, classes, title)
+
+
+def confusion_grid_figure(
+    counts: Sequence[Sequence[int]], classes: Sequence[str], title: str
+) -> Figure:
+    """K x K heat map (any K >= 2), actual on rows and predicted on columns, in
+    ``classes`` order; cells as in ``confusion_matrix_figure``."""
+    matrix = np.asarray(counts, dtype=np.int64)
+    k = len(classes)
+    if matrix.shape != (k, k):
+        raise ValueError(f"expected a {k}x{k} matrix for {list(classes)}, got {matrix.shape}")
+    row_totals = matrix.sum(axis=1)
     shares = np.divide(
-        counts, row_totals[:, None], out=np.zeros((2, 2)), where=row_totals[:, None] > 0
+        matrix, row_totals[:, None], out=np.zeros((k, k)), where=row_totals[:, None] > 0
     )
-    fig = new_figure(4.8, 4.2)
+    side = max(4.8, 1.5 * k + 1.8)
+    fig = new_figure(side, side - 0.6)
     ax = fig.add_subplot()
     ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    for row in range(2):
-        for col in range(2):
+    for row in range(k):
+        for col in range(k):
             colour = "white" if shares[row, col] > 0.5 else "black"
-            text = _cell_text(int(counts[row, col]), int(row_totals[row]))
+            text = _cell_text(int(matrix[row, col]), int(row_totals[row]))
             ax.text(col, row, text, ha="center", va="center", color=colour, fontsize=13)
-    ax.set_xticks([0, 1], labels=list(classes))
-    ax.set_yticks([0, 1], labels=list(classes))
+    ax.set_xticks(range(k), labels=list(classes))
+    ax.set_yticks(range(k), labels=list(classes))
     ax.set_xlabel("Predicted")
     ax.set_ylabel("Actual")
     ax.set_title(title)
@@ -182,6 +195,43 @@ def roc_curve_figure(
     return fig
 
 
+def one_vs_rest_roc_figure(
+    y_true: Sequence[int] | np.ndarray,
+    prob: np.ndarray,
+    classes: Sequence[str],
+    *,
+    aucs: Mapping[str, float | None],
+) -> Figure:
+    """One ROC curve per class (its probability against "any other class"), multiclass.
+
+    A class with no test image (or only such images) has no curve; the legend says so.
+    """
+    y = np.asarray(y_true).reshape(-1).astype(np.int64)
+    p = np.asarray(prob, dtype=np.float64)
+    fig = new_figure(5.5, 5.5)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color=MUTED_COLOUR, label="chance")
+    for k, name in enumerate(classes):
+        colour = CATEGORY_COLOURS[k % len(CATEGORY_COLOURS)]
+        is_k = y == k
+        if is_k.all() or not is_k.any():
+            ax.plot([], [], color=colour, label=f"{name}: no ROC (one side empty)")
+            continue
+        fpr, tpr, _ = roc_curve(is_k, p[:, k])
+        value = aucs.get(name)
+        label = name if value is None else f"{name} (AUC = {value:.3f})"
+        ax.plot(fpr, tpr, color=colour, linewidth=2, label=label)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_aspect("equal")
+    ax.set_xlabel("False positive rate (1 - specificity)")
+    ax.set_ylabel("True positive rate (sensitivity)")
+    ax.set_title("ROC curves, one class against the rest")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
 # ------------------------------------------------------------------------------ gallery
 
 
@@ -198,7 +248,11 @@ def _as_displayable(image: np.ndarray) -> tuple[np.ndarray, float | None, float 
 
 
 def gallery_title(actual: str, predicted: str, prob: float) -> str:
-    """Title of one gallery tile, as in the write-up."""
+    """Title of one gallery tile, as in the write-up.
+
+    ``prob`` is P(positive class) for a binary model, the predicted class's
+    probability for a multiclass one.
+    """
     return f"actual: {actual} / predicted: {predicted} (p={prob:.2f})"
 
 
@@ -211,7 +265,8 @@ def prediction_gallery_figure(
 ) -> Figure:
     """Grid of grayscale images titled with actual and predicted class; mistakes in red.
 
-    ``prob`` is shown as given (the model's probability of the positive class).
+    ``prob`` is shown as given (the model's probability of the positive class; of the
+    predicted class for a multiclass model).
     The figure has exactly one axes per image.
     """
     n = len(images)

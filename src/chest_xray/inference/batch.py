@@ -98,8 +98,11 @@ def predict_files(
         if not batch:
             return
         prob = classifier.probabilities(np.stack([pixels for _, pixels in batch]), batch_size)
-        for (name, _), p, label in zip(batch, prob, classifier.labels(prob), strict=True):
-            rows.append({"file": name, "probability": float(p), "label": label})
+        columns = classifier.table(prob)
+        for index, (name, _) in enumerate(batch):
+            row: dict[str, object] = {"file": name}
+            row.update({key: values[index] for key, values in columns.items()})  # type: ignore[index]
+            rows.append(row)
         batch.clear()
 
     bar = _progress(len(names), progress)
@@ -122,18 +125,20 @@ def predict_files(
     if bar is not None:
         bar.close()
 
-    predictions = pd.DataFrame(rows, columns=["file", "probability", "label"])
+    extra = classifier.class_columns()  # multiclass: probability_<CLASS> per class
+    predictions = pd.DataFrame(rows, columns=["file", "probability", "label", *extra])
     predictions["threshold"] = classifier.settings.threshold
     predictions["threshold_source"] = classifier.settings.threshold_source
     predictions["model"] = classifier.source
     return BatchResult(
-        predictions[PREDICTION_COLUMNS].reset_index(drop=True),
+        predictions[[*PREDICTION_COLUMNS, *extra]].reset_index(drop=True),
         pd.DataFrame(skipped, columns=SKIPPED_COLUMNS),
     )
 
 
 def most_confident(predictions: pd.DataFrame, n: int) -> list[str]:
-    """The ``n`` files most confidently positive and the ``n`` most confidently negative."""
+    """The ``n`` files most confidently positive and the ``n`` most confidently negative
+    (multiclass: the ``n`` least and most confident predictions)."""
     ordered = predictions.sort_values(["probability", "file"])
     low = ordered["file"].head(n).tolist()
     high = ordered["file"].tail(n).tolist()

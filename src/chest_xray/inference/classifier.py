@@ -29,7 +29,8 @@ class ImageTooLargeError(UnreadableImageError):
 
 @dataclass
 class Classifier:
-    """``model`` maps (N, H, W, 1) pixels 0..255 to P(``settings.classes[1]``)."""
+    """``model`` maps (N, H, W, 1) pixels 0..255 to P(``settings.classes[1]``), or for a
+    multiclass package to the probability of each of ``settings.classes``."""
 
     model: keras.Model
     settings: InferenceSettings
@@ -49,19 +50,50 @@ class Classifier:
         image, _, _ = prepare(data, name, self.settings.output_settings)
         return np.asarray(image, dtype=np.uint8)[..., np.newaxis]
 
+    @property
+    def multiclass(self) -> bool:
+        return self.settings.task == "multiclass"
+
     def probabilities(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """P(positive) for (N, H, W, 1) pixels, shifted to the target prevalence if packaged so."""
+        """P(positive) for (N, H, W, 1) pixels, shifted to the target prevalence if packaged
+        so; a multiclass model's probability of each class, (N, K)."""
         if len(images) == 0:
-            return np.zeros(0, dtype=np.float64)
+            return np.zeros((0, len(self.settings.classes)) if self.multiclass else 0)
         expected = (*self.settings.image_size, 1)
         if tuple(images.shape[1:]) != expected:
             raise ValueError(f"images are {images.shape[1:]}, the model takes {expected}")
         prob = tta_probabilities(self.model, images, batch_size, self.settings.tta)
+        if self.multiclass and (prob.ndim != 2 or prob.shape[1] != len(self.settings.classes)):
+            raise ValueError(
+                f"the network outputs {prob.shape[1:]} per image, but the package names "
+                f"{len(self.settings.classes)} classes {list(self.settings.classes)}"
+            )
         if self.settings.prior_shift is not None:
             prob = prior_shift(prob, *self.settings.prior_shift)
         return prob
 
     def labels(self, prob: np.ndarray | Sequence[float]) -> list[str]:
-        """The class at the packaged threshold: ``classes[1]`` when P >= threshold."""
+        """The class at the packaged threshold: ``classes[1]`` when P >= threshold; for a
+        multiclass model, the most probable class."""
+        if self.multiclass:
+            return [self.settings.classes[k] for k in np.asarray(prob).argmax(axis=1)]
         negative, positive = self.settings.classes
-        return [positive if p >= self.settings.threshold else negative for p in prob]
+        threshold = self.settings.threshold
+        assert threshold is not None  # a binary package always has one (InferenceSettings)
+        return [positive if p >= threshold else negative for p in prob]
+
+    def table(self, prob: np.ndarray) -> dict[str, object]:
+        """Columns of a predictions table: ``probability`` (of classes[1]; multiclass: of the
+        predicted class), ``label``, and multiclass ``probability_<CLASS>`` per class."""
+        columns: dict[str, object] = {"label": self.labels(prob)}
+        if not self.multiclass:
+            return {"probability": np.asarray(prob, dtype=float), **columns}
+        matrix = np.asarray(prob, dtype=float)
+        columns = {"probability": matrix.max(axis=1, initial=0.0), **columns}
+        for k, name in enumerate(self.settings.classes):
+            columns[f"probability_{name}"] = matrix[:, k]
+        return columns
+
+    def class_columns(self) -> list[str]:
+        """The per-class probability columns a multiclass model adds (none for binary)."""
+        return [f"probability_{name}" for name in self.settings.classes] if self.multiclass else []

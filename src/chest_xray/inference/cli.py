@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _write_bytes(Path(args.gradcam) / f"{overlay_names[name]}.png", make())
     print(
         f"{len(result.predictions)} predicted, {len(result.skipped)} skipped "
-        f"(model {classifier.source}, threshold {classifier.settings.threshold:.4f})",
+        f"(model {classifier.source}, {classifier.settings.decision})",
         file=sys.stderr,
     )
     if result.predictions.empty:
@@ -105,8 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chest-xray predict",
-        description="Predict NORMAL / PNEUMONIA for X-ray files (JPEG, PNG, DICOM...) with a "
-        "trained chest-xray model. A research tool, not a diagnostic device.",
+        description="Predict NORMAL / PNEUMONIA (or a multi-class model's classes) for X-ray "
+        "files (JPEG, PNG, DICOM...) with a trained chest-xray model. A research tool, not a "
+        "diagnostic device.",
         epilog="Exit status: 0 all predicted; 3 some files skipped; 4 none predicted; "
         "2 bad arguments; 1 the model could not be loaded.",
     )

@@ -32,7 +32,12 @@ def gradcam_overlays(
     names = list(names)
     cache: dict[str, bytes] = {}
     settings = classifier.settings
-    threshold = threshold_before_shift(settings.threshold, settings.prior_shift)
+    # Multiclass: the map is the most probable class's, whatever the threshold argument.
+    threshold = (
+        0.5
+        if settings.threshold is None
+        else threshold_before_shift(settings.threshold, settings.prior_shift)
+    )
 
     def batch_of(index: int) -> Callable[[], bytes]:
         start = index - index % batch_size

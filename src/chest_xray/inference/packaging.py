@@ -115,7 +115,7 @@ def _packaging_kwargs(servable: ServableModel) -> Iterator[dict[str, Any]]:
             "artifacts": {KERAS_ARTIFACT: str(weights)},
             "model_config": config,
             "metadata": {"chest_xray": config},
-            "signature": _signature(),
+            "signature": _signature(servable.settings.classes, servable.settings.task),
             "code_paths": [str(Path(chest_xray.__file__).parent)],
             "pip_requirements": pip_requirements(),
         }
@@ -144,14 +144,21 @@ def pip_requirements() -> list[str]:
     return requirements
 
 
-def _signature() -> Any:
-    """Columns in (image: base64 | path), columns out (probability, label, threshold)."""
+def _signature(classes: tuple[str, ...] = (), task: str = "binary") -> Any:
+    """Columns in (image: base64 | path), columns out (probability, label, threshold; a
+    multiclass model: also ``probability_<CLASS>`` per class, and no threshold)."""
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
+    from mlflow.types import ColSpec, Schema, TensorSpec
 
     inputs = Schema(
         [ColSpec("string", "image", required=False), ColSpec("string", "path", required=False)]
     )
     types = {"probability": "double", "label": "string", "threshold": "double"}
-    outputs = Schema([ColSpec(types[name], name) for name in OUTPUT_COLUMNS])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    multiclass = task == "multiclass"
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec(types[name], name, required=not (multiclass and name == "threshold"))
+        for name in OUTPUT_COLUMNS
+    ]
+    if multiclass:
+        columns += [ColSpec("double", f"probability_{name}") for name in classes]
+    return ModelSignature(inputs=inputs, outputs=Schema(columns))

@@ -13,7 +13,9 @@ Limits, from the server's environment: ``CHEST_XRAY_MAX_IMAGES_PER_REQUEST``
 per-image limit, 64 MiB by default).
 
 Output, one row per image: ``probability`` (of the positive class), ``label`` at
-the model's threshold, and that ``threshold``. The preprocessing and threshold
+the model's threshold, and that ``threshold``. A multiclass model answers
+``probability`` (of the predicted class), ``label`` (the most probable class),
+``threshold`` (null) and ``probability_<CLASS>`` for each class. The preprocessing and threshold
 come from the package (``settings``), so the caller never repeats them.
 
 A request that cannot be answered whole (no rows, too many rows, bad base64, an
@@ -91,13 +93,9 @@ class ChestXrayModel(PythonModel):
         frame = _as_frame(model_input)
         pixels = np.stack([self._pixels(index, row) for index, row in enumerate(_rows(frame))])
         prob = self.classifier.probabilities(pixels)
-        return pd.DataFrame(
-            {
-                "probability": prob,
-                "label": self.classifier.labels(prob),
-                "threshold": self.classifier.settings.threshold,
-            }
-        )[OUTPUT_COLUMNS]
+        table = pd.DataFrame(self.classifier.table(prob))
+        table["threshold"] = self.classifier.settings.threshold
+        return table[[*OUTPUT_COLUMNS, *self.classifier.class_columns()]]
 
     def _pixels(self, index: int, row: dict[str, Any]) -> np.ndarray:
         image, path = _present(row.get("image")), _present(row.get("path"))

@@ -6,6 +6,11 @@ champion's (recorded on each version as the ``validation_auc`` tag). A version
 without a validation AUC never takes the alias from one that has it. So
 ``models:/chest-xray@champion`` always names the best model on the validation
 split so far, and a worse retraining never replaces it.
+
+A multiclass model (``training.task: multiclass``) answers other labels than a
+binary one, so it never takes a binary model's alias: its versions compete for
+``<alias>_multiclass`` (``models:/chest-xray@champion_multiclass``) among
+themselves, with their macro validation AUC. The version's ``task`` tag says which.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from mlflow.tracking import MlflowClient
 logger = logging.getLogger(__name__)
 
 AUC_TAG = "validation_auc"
+TASK_TAG = "task"
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class Registration:
     version: str
     champion: bool  # this version holds the alias now
     previous_champion: str | None
+    alias: str | None = None  # the alias this version competed for (per task)
 
 
 def register_and_promote(
@@ -41,8 +48,12 @@ def register_and_promote(
     version = mlflow.register_model(model_uri, name).version
     if validation_auc is not None:
         client.set_model_version_tag(name, version, AUC_TAG, repr(float(validation_auc)))
+    task = model_task(model_uri)
+    client.set_model_version_tag(name, version, TASK_TAG, task)
     if alias is None:
         return Registration(name, str(version), False, None)
+    if task != "binary":
+        alias = f"{alias}_{task}"
     current = _champion(client, name, alias)
     current_auc = _auc(current.tags.get(AUC_TAG)) if current is not None else None
     promote = current is None or (
@@ -59,7 +70,15 @@ def register_and_promote(
         alias,
         version if promote else previous,
     )
-    return Registration(name, str(version), promote, previous)
+    return Registration(name, str(version), promote, previous, alias)
+
+
+def model_task(model_uri: str) -> str:
+    """``binary`` or ``multiclass``, from the package's metadata (binary when it says none)."""
+    from mlflow.models import get_model_info
+
+    metadata = get_model_info(model_uri).metadata or {}
+    return str((metadata.get("chest_xray") or {}).get("task", "binary"))
 
 
 def _champion(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:

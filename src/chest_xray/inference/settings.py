@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from chest_xray.data.imaging import OutputSettings
 
@@ -40,20 +40,43 @@ class InferenceSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     format_version: Literal[1] = FORMAT_VERSION
-    classes: tuple[str, str]  # label 0, label 1 (the positive class)
+    # ``binary``: one probability, of classes[1], cut at ``threshold``; ``multiclass``:
+    # a probability per class, the most probable one is the label (no threshold).
+    task: Literal["binary", "multiclass"] = "binary"
+    classes: tuple[str, ...]  # binary: label 0, label 1 (the positive class); else output order
     image_size: tuple[PositiveInt, PositiveInt]  # (height, width), as preprocessing
     resize_mode: Literal["stretch", "pad"]
     jpeg_draft: bool
     contrast: Literal["none", "equalize", "clahe"] = "none"  # preprocessing.contrast
     border_crop: float = Field(0.0, ge=0.0, lt=0.25)  # preprocessing.border_crop
-    threshold: float = Field(gt=0.0, lt=1.0)  # P(classes[1]) >= threshold -> classes[1]
-    threshold_source: str  # e.g. "youden on validation" or "evaluation.threshold"
+    # Binary: P(classes[1]) >= threshold -> classes[1]. Multiclass: None (argmax).
+    threshold: float | None = Field(None, gt=0.0, lt=1.0)
+    threshold_source: str  # e.g. "youden on validation", "evaluation.threshold", "argmax"
     # (from, to): probabilities shifted by Bayes' rule from the train split's share of
     # the positive class to a target one (evaluation.target_prevalence), else None.
     prior_shift: tuple[float, float] | None = None
     validation_auc: float | None = None  # decides the registry's champion alias
     tta: Literal["none", "flip", "flip_shift"] = "none"  # evaluation.tta
     max_image_bytes: PositiveInt = DEFAULT_MAX_IMAGE_BYTES
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> InferenceSettings:
+        if self.task == "binary":
+            if len(self.classes) != 2 or self.threshold is None:
+                raise ValueError("a binary model needs two classes and a threshold")
+        elif len(self.classes) < 3 or self.threshold is not None or self.prior_shift:
+            raise ValueError(
+                "a multiclass model needs three or more classes, and no threshold or prior "
+                "shift (it predicts its most probable class)"
+            )
+        return self
+
+    @property
+    def decision(self) -> str:
+        """How a label is chosen, for log lines: ``threshold 0.7100 (youden...)`` or argmax."""
+        if self.threshold is None:
+            return f"most probable of {len(self.classes)} classes"
+        return f"threshold {self.threshold:.4f}, {self.threshold_source}"
 
     @property
     def output_settings(self) -> OutputSettings:
@@ -98,6 +121,20 @@ def settings_from_evaluation(
     model decides as the report's ``at_validation_threshold`` row says); the prior
     shift and validation AUC as the report recorded them.
     """
+    if report.get("task") == "multiclass":
+        return InferenceSettings(
+            task="multiclass",
+            classes=tuple(report["classes"]),
+            image_size=preprocessing.image_size,
+            resize_mode=preprocessing.resize_mode,
+            jpeg_draft=preprocessing.jpeg_draft,
+            contrast=preprocessing.contrast,
+            border_crop=preprocessing.border_crop,
+            threshold=None,
+            threshold_source="argmax",
+            validation_auc=report.get("validation", {}).get("auc"),
+            tta=evaluation.tta,
+        )
     tuned = report["test"].get("at_validation_threshold")
     threshold, source = evaluation.threshold, "evaluation.threshold"
     if evaluation.model_threshold == "validation":

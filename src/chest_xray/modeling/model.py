@@ -31,8 +31,13 @@ def build_model(
     params: ModelParams,
     augmentation: keras.layers.Layer | None = None,
     name: str = "vgg_xray",
+    *,
+    n_classes: int = 2,
 ) -> keras.Model:
     """The write-up's network; takes raw 0..255 pixels so datasets stay uint8.
+
+    Two classes: one sigmoid unit, P(class 1), as the write-up. More: a softmax
+    over ``n_classes`` units (the multiclass task), one probability per class.
 
     Rescaling (and the augmentation, which Keras runs only when
     ``training=True``) live inside the model, so callers feed unnormalised
@@ -72,7 +77,12 @@ def build_model(
     x = keras.layers.Dense(params.dense_units, activation="relu", name="dense")(x)
     # float32 output: a float16 sigmoid saturates at 1 - 2**-11 and its
     # log-loss would be computed in half precision.
-    outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
+    if n_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
+    units, activation = (1, "sigmoid") if n_classes == 2 else (n_classes, "softmax")
+    outputs = keras.layers.Dense(units, activation=activation, dtype="float32", name="probability")(
+        x
+    )
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -140,6 +150,10 @@ def compile_model(
 ) -> None:
     """Binary cross-entropy with accuracy and ROC AUC, the write-up's optimiser by default.
 
+    A softmax model (more than one output unit) gets categorical cross-entropy on
+    one-hot targets instead, with categorical accuracy and the AUC of the flattened
+    one-vs-rest scores (Keras' micro average), under the same metric names.
+
     ``accumulation_steps`` > 1 averages that many steps' gradients into one
     update (Keras' gradient accumulation). Under a ``mixed_float16`` policy
     Keras wraps the optimiser in a LossScaleOptimizer itself.
@@ -153,13 +167,16 @@ def compile_model(
     }
     if optimizer.weight_decay is not None:  # unset: the optimiser's own default
         settings["weight_decay"] = optimizer.weight_decay
+    if model.outputs[0].shape[-1] == 1:
+        loss: keras.losses.Loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+        accuracy: keras.metrics.Metric = keras.metrics.BinaryAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
     model.compile(
         optimizer=_OPTIMIZERS[optimizer.name](**settings),
-        loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
-        metrics=[
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.AUC(name="auc"),
-        ],
+        loss=loss,
+        metrics=[accuracy, keras.metrics.AUC(name="auc")],
     )
 
 

@@ -1,7 +1,7 @@
 """Training the classifier: seeds, precision, distribution, callbacks and history.
 
-Backend-neutral Keras 3, except two TensorFlow-only switches
-(op determinism and MirroredStrategy) that are used only when the backend is
+Backend-neutral Keras 3, except the TensorFlow-only switches (op determinism,
+MirroredStrategy, MultiWorkerMirroredStrategy) that are used only when the backend is
 TensorFlow.
 """
 
@@ -21,6 +21,11 @@ import keras
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
+from chest_xray.distributed import (
+    multi_worker_strategy,
+    require_tensorflow_backend,
+    worker_role,
+)
 from chest_xray.modeling.augmentation import build_augmentation
 from chest_xray.modeling.batches import ImageBatches
 from chest_xray.modeling.model import build_model, compile_model, without_augmentation
@@ -48,8 +53,10 @@ def class_weights(labels: np.ndarray, mode: ClassWeight) -> dict[int, float] | N
         return None
     labels = np.asarray(labels).astype(np.int64)
     present = np.unique(labels)
-    if not np.array_equal(present, [0, 1]):
-        raise ValueError(f"balanced class weights need both labels 0 and 1, got {present.tolist()}")
+    if present.size < 2 or not np.array_equal(present, np.arange(present.size)):
+        raise ValueError(
+            f"balanced class weights need every label 0..K-1 (K >= 2), got {present.tolist()}"
+        )
     weights = compute_class_weight("balanced", classes=present, y=labels)
     return {int(c): float(w) for c, w in zip(present, weights, strict=True)}
 
@@ -145,19 +152,25 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
     (``model.without_augmentation``): what is saved, logged and predicted with.
     """
     log = log or logging.getLogger(__name__)
-    _check_split("train", train_images, train_labels, params.classes)
-    _check_split("validation", val_images, val_labels, params.classes)
-    set_seeds(params.seed, params.deterministic_ops)
-    log.info(
-        "Training on %s (Keras %s, backend %s)",
-        ", ".join(keras.distribution.list_devices()),
-        keras.__version__,
-        keras.backend.backend(),
-    )
-
-    with _precision(params.mixed_precision, log), _distribution_scope(params.distribution, log):
+    classes = params.class_names
+    _check_split("train", train_images, train_labels, classes)
+    _check_split("validation", val_images, val_labels, classes)
+    # The strategy first: a multi-worker one must exist before any TensorFlow op runs.
+    with (
+        _distribution_scope(params.distribution, log) as strategy,
+        _precision(params.mixed_precision, log),
+    ):
+        set_seeds(params.seed, params.deterministic_ops)
+        log.info(
+            "Training on %s (Keras %s, backend %s)",
+            ", ".join(keras.distribution.list_devices()),
+            keras.__version__,
+            keras.backend.backend(),
+        )
         augmentation = build_augmentation(params.augmentation, seed=params.seed)
-        model = build_model(train_images.shape[1:], params.model, augmentation)
+        model = build_model(
+            train_images.shape[1:], params.model, augmentation, n_classes=len(classes)
+        )
         compile_model(
             model,
             params.optimizer,
@@ -168,21 +181,28 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
         )
         if params.epochs == 0:
             log.info("epochs=0: returning the untrained model")
-            return without_augmentation(model), _history_dict(None)
+            return _trained(model, params), _history_dict(None)
 
         fingerprint = checkpoint_fingerprint(
             train_images, train_labels, val_images, val_labels, params
         )
-        if claim_checkpoint_dir(params.checkpoint_dir, fingerprint, log):
+        checkpoint_dir = _checkpoint_dir(params)
+        if claim_checkpoint_dir(checkpoint_dir, fingerprint, log):
             log.info(
                 "Resuming from the checkpoint in %s (same data, parameters and code)",
-                params.checkpoint_dir,
+                checkpoint_dir,
             )
+        if params.distribution == "multi_worker":
+            _agree_on_resume(strategy, checkpoint_dir, fingerprint, log)
+            _defer_build_to_first_step(model)
         # With micro-batches, consecutive micro-batches make up one shuffled batch.
         micro = params.micro_batch_size
-        train = ImageBatches(train_images, train_labels, micro, shuffle=True, seed=params.seed)
-        val = ImageBatches(val_images, val_labels, micro, shuffle=False, seed=0)
-        callbacks = _callbacks(params, len(train_images), log)
+        targets = _targets(train_labels, len(classes))
+        train = ImageBatches(train_images, targets, micro, shuffle=True, seed=params.seed)
+        val = ImageBatches(
+            val_images, _targets(val_labels, len(classes)), micro, shuffle=False, seed=0
+        )
+        callbacks = _callbacks(params, len(train_images), log, checkpoint_dir)
         fitted = model.fit(
             train,
             validation_data=val,
@@ -192,7 +212,29 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
             shuffle=False,  # ImageBatches shuffles rows itself, reproducibly
             verbose=0,  # one log line per epoch instead of a progress bar
         )
-    return without_augmentation(model), _history_dict(fitted)
+        trained = _trained(model, params)
+        # Equal on every worker of a multi-worker run: each holds the same mirrored weights.
+        log.info("Trained weights: sha256 %s", weights_digest(trained))
+    return trained, _history_dict(fitted)
+
+
+def _trained(model: keras.Model, params: TrainingParams) -> keras.Model:
+    """What is returned: the network without augmentation; after a multi-worker run, one
+    that predicts on its own worker, without waiting for the others."""
+    trained = without_augmentation(model)
+    if params.distribution == "multi_worker":
+        _defer_build_to_first_step(trained)
+    return trained
+
+
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight array (dtype, shape, bytes) in the model's order."""
+    digest = hashlib.sha256()
+    for array in model.get_weights():
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{contiguous.dtype}{contiguous.shape}".encode())
+        digest.update(contiguous.data)
+    return digest.hexdigest()
 
 
 def updates_per_epoch(n_train: int, batch_size: int) -> int:
@@ -201,29 +243,42 @@ def updates_per_epoch(n_train: int, batch_size: int) -> int:
     return math.ceil(n_train / batch_size)
 
 
+def _targets(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """What the loss compares with: 0/1 labels (sigmoid), or one-hot rows (softmax)."""
+    if n_classes == 2:
+        return labels
+    return np.eye(n_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+
+
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """P(class 1) per image, in input order, as float32 (N,)."""
+    """P(class 1) per image, in input order, as float32 (N,); a softmax model's
+    probabilities of every class, (N, K). No image: an empty (0,) array."""
     if len(images) == 0:
         return np.zeros(0, dtype=np.float32)
     batches = ImageBatches(images, None, batch_size, shuffle=False, seed=0)
-    return np.asarray(model.predict(batches, verbose=0), dtype=np.float32).reshape(-1)
+    out = np.asarray(model.predict(batches, verbose=0), dtype=np.float32)
+    out = out.reshape(len(images), -1)
+    return out[:, 0] if out.shape[1] == 1 else out
 
 
 def _check_split(
-    split: str, images: np.ndarray, labels: np.ndarray, classes: tuple[str, str]
+    split: str, images: np.ndarray, labels: np.ndarray, classes: Sequence[str]
 ) -> None:
     """Fail before any compute: a split without a class makes loss/AUC meaningless."""
     labels = np.asarray(labels)
     if len(images) != len(labels):
         raise ValueError(f"The {split} split has {len(images)} images but {len(labels)} labels")
-    unknown = sorted(set(np.unique(labels).tolist()) - {0, 1})
+    unknown = sorted(set(np.unique(labels).tolist()) - set(range(len(classes))))
     if unknown:
-        raise ValueError(f"The {split} split has labels {unknown}; expected 0 and 1")
+        raise ValueError(
+            f"The {split} split has labels {unknown}; expected 0..{len(classes) - 1} "
+            f"({', '.join(classes)})"
+        )
     for index, name in enumerate(classes):
         if not np.any(labels == index):
             raise ValueError(
                 f"The {split} split has no {name} images (label {index}); "
-                "both classes are needed to train and validate"
+                "every class is needed to train and validate"
             )
 
 
@@ -243,34 +298,116 @@ def _precision(mixed: str, log: logging.Logger) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _distribution_scope(distribution: str, log: logging.Logger) -> Iterator[None]:
-    """A MirroredStrategy scope (all local GPUs) where asked for and possible."""
-    if distribution != "mirrored":
-        yield
+def _distribution_scope(distribution: str, log: logging.Logger) -> Iterator[Any]:
+    """The strategy's scope, yielding the strategy (None: Keras' default device).
+
+    ``mirrored``: all local GPUs (a warning and the default device off TensorFlow).
+    ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster in TF_CONFIG,
+    TensorFlow only (``chest_xray.distributed``). Each global batch of ``batch_size``
+    images is split between the workers (``batch_size / n_workers`` each, the remainder
+    to the first ones); their gradients are summed after each worker's loss is scaled
+    by ``1 / n_workers``, so one step makes the update one process would make on the
+    whole batch.
+    """
+    if distribution not in {"mirrored", "multi_worker"}:
+        yield None
         return
     if keras.backend.backend() != "tensorflow":
+        if distribution == "multi_worker":
+            require_tensorflow_backend(keras.backend.backend())
         log.warning(
             "distribution 'mirrored' needs the TensorFlow backend, not %s; "
             "training on the default device",
             keras.backend.backend(),
         )
-        yield
+        yield None
         return
+    if distribution == "multi_worker":
+        role = worker_role()
+        strategy = multi_worker_strategy()
+        log.info(
+            "MultiWorkerMirroredStrategy: worker %s, %d replica(s) in sync",
+            role.describe(),
+            strategy.num_replicas_in_sync,
+        )
+    else:
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy()
+        log.info("MirroredStrategy over %d replica(s)", strategy.num_replicas_in_sync)
+    with strategy.scope():
+        yield strategy
+
+
+def _checkpoint_dir(params: TrainingParams) -> str:
+    """``training.checkpoint_dir``, or this worker's own folder in a multi-worker run."""
+    if params.distribution != "multi_worker":
+        return params.checkpoint_dir
+    if params.micro_batches > 1:
+        raise ValueError(
+            "training.micro_batches > 1 is not supported with training.distribution: "
+            "multi_worker (gradient accumulation under MultiWorkerMirroredStrategy is "
+            "untested here); each worker already holds batch_size / n_workers images a step"
+        )
+    return worker_role().checkpoint_dir(params.checkpoint_dir)
+
+
+def _agree_on_resume(
+    strategy: Any, checkpoint_dir: str, fingerprint: dict[str, str], log: logging.Logger
+) -> None:
+    """Resume only when every worker resumes the same epoch; else all start afresh.
+
+    Each worker restores its own backup (Keras' BackupAndRestore has no notion of
+    workers). A worker killed between two others' end-of-epoch backups, or one whose
+    checkpoint was stale, would resume another epoch and its weights: the workers
+    would then wait on each other for ever. The epochs are compared over the cluster.
+    """
     import tensorflow as tf
 
-    strategy = tf.distribute.MirroredStrategy()
-    log.info("MirroredStrategy over %d replica(s)", strategy.num_replicas_in_sync)
-    with strategy.scope():
-        yield
+    epoch = _backed_up_epoch(checkpoint_dir)
+    local = strategy.run(lambda: tf.constant([epoch], dtype=tf.int64))
+    epochs = [int(e) for e in strategy.gather(local, axis=0).numpy()]
+    if len(set(epochs)) == 1:
+        return
+    if epoch:
+        folder = Path(checkpoint_dir)
+        folder.rename(folder.with_name(f"{folder.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}"))
+        claim_checkpoint_dir(checkpoint_dir, fingerprint, log)  # afresh, with its fingerprint
+    log.warning(
+        "The workers' checkpoints end at different epochs (%s): every worker starts at "
+        "epoch 1 (this worker's checkpoint, if any, was moved aside)",
+        ", ".join(map(str, epochs)),
+    )
+
+
+def _backed_up_epoch(checkpoint_dir: str) -> int:
+    """The epochs BackupAndRestore recorded in ``checkpoint_dir`` (0: nothing to resume)."""
+    record = Path(checkpoint_dir) / "training_metadata.json"
+    try:
+        return int(json.loads(record.read_text()).get("epoch", 0))
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
+def _defer_build_to_first_step(model: keras.Model) -> None:
+    """Let Keras build the model's metrics at its first step, as for a model made outside
+    a strategy, and use the strategy of the scope it runs in.
+
+    A model made inside a multi-worker scope builds them before ``fit`` by averaging a
+    batch of images over the workers, which TensorFlow refuses for a tuple of arrays
+    (tensorflow/tensorflow#72388); after training, the saved model then predicts on
+    its own worker, without waiting for the others.
+    """
+    model._distribute_strategy = None  # Keras' TensorFlow trainer: None = the current scope's
 
 
 def _callbacks(
-    params: TrainingParams, n_train: int, log: logging.Logger
+    params: TrainingParams, n_train: int, log: logging.Logger, checkpoint_dir: str
 ) -> list[keras.callbacks.Callback]:
     """Resume-on-restart first, so later callbacks see the restored epoch."""
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.BackupAndRestore(
-            backup_dir=params.checkpoint_dir, save_freq="epoch", delete_checkpoint=True
+            backup_dir=checkpoint_dir, save_freq="epoch", delete_checkpoint=True
         ),
     ]
     stopping = params.early_stopping

@@ -40,14 +40,21 @@ def views(images: np.ndarray, mode: TTA) -> list[np.ndarray]:
 def tta_probabilities(
     model: keras.Model, images: np.ndarray, batch_size: int, mode: TTA
 ) -> np.ndarray:
-    """P(positive) per image, averaged over the views of ``mode`` (float64, shape (N,))."""
-    total = np.zeros(len(images), dtype=np.float64)
+    """P(positive) per image, averaged over the views of ``mode`` (float64, shape (N,));
+    for a softmax model every class's probability, (N, K)."""
+    total: np.ndarray | None = None
     chosen = views(images, mode)
     for view in chosen:
         for start in range(0, len(view), batch_size):
             part = np.asarray(model.predict_on_batch(view[start : start + batch_size]))
-            total[start : start + len(part)] += part.reshape(-1)
-    return total / len(chosen)
+            part = part.reshape(len(part), -1)
+            if total is None:
+                total = np.zeros((len(images), part.shape[1]), dtype=np.float64)
+            total[start : start + len(part)] += part
+    if total is None:
+        return np.zeros(0, dtype=np.float64)
+    mean = total / len(chosen)
+    return mean[:, 0] if mean.shape[1] == 1 else mean
 
 
 def _shift(images: np.ndarray, dy: int, dx: int) -> np.ndarray:

@@ -8,7 +8,9 @@
 - what the catalog declares under ``metadata.mlflow`` (see ``declarations``):
   metrics read from a saved dataset (a training history also live, epoch by epoch:
   ``live_metrics``), the model (registered, for a servable one), dataset lineage. Files wrapped in
-  ``MlflowArtifactDataset`` are logged by kedro-mlflow itself when saved.
+  ``MlflowArtifactDataset`` are logged by kedro-mlflow itself when saved;
+- with ``run: namespace``, those metrics in a child run per namespace (``child_runs``:
+  a cross-validation fold), together with the parameters its nodes read.
 
 It knows no dataset name: the catalog entries say what is logged, so renaming
 an entry keeps its logging. Logging is best-effort: a failure is a warning and
@@ -27,14 +29,15 @@ from typing import Any
 import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractDataset, AbstractVersionedDataset, CatalogProtocol
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Node, Pipeline
 from mlflow.data.pandas_dataset import from_pandas
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel, ValidationError
 
 from chest_xray.params import dotted
 from chest_xray.tracking.best_effort import best_effort
+from chest_xray.tracking.child_runs import ChildRuns, namespace_of
 from chest_xray.tracking.declarations import (
     Declaration,
     MetricKind,
@@ -89,9 +92,26 @@ def resumed_after(history: dict[str, list[float]]) -> int:
     return int(epochs[0]) - 1 if epochs else 0
 
 
+def cross_validation_metrics(summary: dict[str, Any]) -> list[Metric]:
+    """``cv_<metric>_<statistic>`` for every metric of the folds, and ``cv_pooled_auc``."""
+    now = int(time.time() * 1000)
+    values = {
+        f"cv_{metric}_{statistic}": value
+        for metric, statistics in summary["statistics"].items()
+        for statistic, value in statistics.items()
+    }
+    values["cv_pooled_auc"] = summary["pooled_out_of_fold"]["auc"]
+    return [
+        Metric(key=key, value=float(value), timestamp=now, step=0)
+        for key, value in values.items()
+        if value is not None
+    ]
+
+
 METRIC_READERS: dict[MetricKind, Callable[[Any], list[Metric]]] = {
     "history": history_metrics,
     "evaluation_report": evaluation_report_metrics,
+    "cross_validation": cross_validation_metrics,
 }
 
 
@@ -124,8 +144,15 @@ class RunContentHooks:
         self._declared: dict[str, Declaration] = {}
         self._inputs: dict[str, str] = {}  # lineage logged in this run: name -> digest
         self._live: EpochMetricsHandler | None = None  # per-epoch metrics while training
+        self._children: ChildRuns | None = None  # run: namespace -> a child run each
+        self._child_namespaces: set[str] = set()
 
-    def _reset(self) -> None:
+    def _reset(self, status: int = RunStatus.FINISHED) -> None:
+        """Forget the run; end its child runs with ``status`` (FINISHED by default)."""
+        if self._children is not None:
+            with best_effort("ending the child runs"):
+                self._children.end(RunStatus.to_string(status))
+        self._children, self._child_namespaces = None, set()
         self._run_id, self._catalog, self._declared, self._inputs = None, None, {}, {}
         if self._live is not None:
             self._live.detach()
@@ -146,7 +173,17 @@ class RunContentHooks:
         self._catalog = catalog
         self._declared = _declarations(catalog, pipeline.datasets())
         client, run_id = MlflowClient(), run.info.run_id
-        if any(d.metrics == "history" for d in self._declared.values()):
+        self._child_namespaces = {
+            namespace
+            for name, declared in self._declared.items()
+            if declared.run == "namespace" and (namespace := namespace_of(name))
+        }
+        if self._child_namespaces:
+            self._children = ChildRuns(run_id)
+        histories = [d for d in self._declared.values() if d.metrics == "history"]
+        # Live epochs only when every history goes to this run: the log records do not
+        # say which fold an epoch belongs to (children get theirs when it is saved).
+        if histories and all(d.run == "active" for d in histories):
             self._live = EpochMetricsHandler(run_id).attach()
         names = run_params.get("pipeline_names")
         if run.info.run_name == kedro_mlflow_run_name(names):  # not named in mlflow.yml
@@ -164,8 +201,9 @@ class RunContentHooks:
     # ---------------------------------------------------------------------- nodes
 
     @hook_impl
-    def before_node_run(self, inputs: dict[str, Any]) -> None:
-        """Typed parameters field by field (``training.model.dropout``)."""
+    def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
+        """Typed parameters field by field (``training.model.dropout``), in the run and, for
+        a node of a namespace with a child run, in that child too."""
         run_id = self._run_id
         if run_id is None:
             return
@@ -174,12 +212,15 @@ class RunContentHooks:
             if name.startswith("params:") and isinstance(value, BaseModel):
                 group = name.removeprefix("params:")
                 params |= dotted(value.model_dump(mode="json"), prefix=group)
-        if params:
-            with best_effort("logging parameters"):
-                MlflowClient().log_batch(
-                    run_id,
-                    params=[Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()],
-                )
+        if not params:
+            return
+        batch = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]
+        with best_effort("logging parameters"):
+            MlflowClient().log_batch(run_id, params=batch)
+        namespace = node.namespace
+        if self._children is not None and namespace in self._child_namespaces:
+            with best_effort(f"logging the parameters of {namespace}"):
+                MlflowClient().log_batch(self._children.run_id(namespace), params=batch)
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
@@ -193,6 +234,13 @@ class RunContentHooks:
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
         run_id, declaration = self._run_id, self._declared.get(dataset_name)
         if run_id is None or declaration is None:
+            return
+        namespace = namespace_of(dataset_name)
+        if declaration.run == "namespace" and self._children is not None and namespace:
+            with best_effort(f"logging the metrics of {dataset_name}"):
+                child = self._children.run_id(namespace)
+                metrics = METRIC_READERS[declaration.metrics](data) if declaration.metrics else []
+                MlflowClient().log_batch(child, metrics=metrics, synchronous=True)
             return
         if declaration.metrics is not None:
             with best_effort(f"logging the metrics of {dataset_name}"):
@@ -232,7 +280,10 @@ class RunContentHooks:
             )
             tags = {"registered_model_version": f"{registration.name}/{registration.version}"}
             if registration.champion:
-                tags["registered_model_alias"] = str(declaration.champion_alias)
+                # The alias it won: the declared one, per task (champion_multiclass ...).
+                tags["registered_model_alias"] = str(
+                    registration.alias or declaration.champion_alias
+                )
             MlflowClient().log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def _require_active(self) -> None:
@@ -284,7 +335,7 @@ class RunContentHooks:
 
     @hook_impl
     def on_pipeline_error(self) -> None:
-        self._reset()
+        self._reset(RunStatus.FAILED)
 
 
 def _declarations(catalog: CatalogProtocol, names: Iterable[str]) -> dict[str, Declaration]:

@@ -12,6 +12,9 @@ Two ways, both on the catalog entry:
         mlflow:
           metrics: history            # per-epoch Keras history: step = epoch
           metrics: evaluation_report  # test_* / test_tuned_* / validation_* values
+          metrics: cross_validation   # cv_<metric>_mean/_sd/_min/_max, cv_pooled_auc
+          run: namespace              # in a child run per namespace (fold_3.test_metrics ->
+                                      #   the child run fold_3 of the active run)
           model: keras                # a Keras model, MLflow Keras flavour, named as the dataset
           model: servable             # a ServableModel (network + inference settings), pyfunc,
           name: model                 #   logged as runs:/<id>/model (default: the dataset name),
@@ -35,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 METADATA_KEY = "mlflow"
 
-MetricKind = Literal["history", "evaluation_report"]
+MetricKind = Literal["history", "evaluation_report", "cross_validation"]
+RunScope = Literal["active", "namespace"]
 ModelFlavour = Literal["keras", "servable"]
 
 
@@ -50,6 +54,13 @@ class Declaration(BaseModel):
     registered_model: str | None = None  # servable only: register each logged version
     champion_alias: str | None = None  # ... and move this alias by validation AUC
     input: str | None = None  # the MLflow dataset context, e.g. "split"
+    run: RunScope = "active"  # namespace: a child run of the active one per namespace
+
+    @model_validator(mode="after")
+    def _child_runs_hold_metrics_only(self) -> Declaration:
+        if self.run == "namespace" and (self.model or self.input):
+            raise ValueError("run: namespace takes metrics only (models, inputs: the active run)")
+        return self
 
     @model_validator(mode="after")
     def _registry_needs_servable(self) -> Declaration:

@@ -5,7 +5,9 @@
     python -m chest_xray.tracking.run_comparison --tracking-uri http://mlflow.internal:5000
 
 Runs are printed side by side (one column per run): who they are, the
-parameters that differ between them, and their test metrics. ``--csv`` writes
+parameters that differ between them, and their test metrics, each with its
+bootstrap interval where the run logged one (``0.9120 [0.8950, 0.9290]``; the
+CSV keeps them as ``<metric>_ci_low`` / ``<metric>_ci_high`` columns). ``--csv`` writes
 the same table with one row per run. Only runs that logged the ``--sort``
 metric are shown unless ``--all`` is given (data-processing and failed runs
 have no test metrics).
@@ -138,11 +140,47 @@ def comparison_table(
     return table.reset_index(drop=True)
 
 
+CI_LOW, CI_HIGH = "_ci_low", "_ci_high"
+CI_NOTE = "[low, high]: bootstrap interval over the test images (evaluation.bootstrap)"
+
+
+def with_intervals(shown: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """Rows ``m``, ``m_ci_low``, ``m_ci_high`` (one column per run) become one row ``m``
+    reading ``0.9120 [0.8950, 0.9290]``; True when any interval was shown."""
+    merged = False
+    for name in list(shown.index):
+        low, high = f"{name}{CI_LOW}", f"{name}{CI_HIGH}"
+        if low not in shown.index or high not in shown.index:
+            continue
+        shown.loc[name] = pd.Series(
+            [
+                _value_with_interval(value, lo, hi)
+                for value, lo, hi in zip(
+                    shown.loc[name], shown.loc[low], shown.loc[high], strict=True
+                )
+            ],
+            index=shown.columns,
+            dtype=object,
+        )
+        shown = shown.drop(index=[low, high])
+        merged = True
+    return shown, merged
+
+
+def _value_with_interval(value: object, low: object, high: object) -> object:
+    if not isinstance(value, float) or pd.isna(value):
+        return value
+    if isinstance(low, float) and isinstance(high, float) and pd.notna(low) and pd.notna(high):
+        return f"{value:.4f} [{low:.4f}, {high:.4f}]"
+    return f"{value:.4f}"
+
+
 def render(table: pd.DataFrame) -> str:
-    """Runs side by side: one column per run, named by the run."""
+    """Runs side by side: one column per run, named by the run; a metric with a bootstrap
+    interval reads ``value [low, high]``."""
     if table.empty:
         return "No runs."
-    shown = table.set_index("run_name").T.astype(object)
+    shown, merged = with_intervals(table.set_index("run_name").T.astype(object))
     shown = shown.where(shown.notna(), "-")  # not logged by that run
     with pd.option_context(
         "display.max_rows",
@@ -156,7 +194,8 @@ def render(table: pd.DataFrame) -> str:
         "display.float_format",
         "{:.4f}".format,
     ):
-        return shown.to_string()
+        text = shown.to_string()
+    return f"{text}\n{CI_NOTE}" if merged else text
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -46,7 +46,9 @@ def _configured() -> None:
 def test_node_names_are_their_function_names() -> None:
     for name, pipeline in register_pipelines().items():
         for node in pipeline.nodes:
-            assert node.name == node.func.__name__, (name, node.name)
+            # A namespaced node (a cross-validation fold) is <namespace>.<function>.
+            expected = ".".join(filter(None, [node.namespace, node.func.__name__]))
+            assert node.name == expected, (name, node.name)
 
 
 def test_default_runs_data_processing_training_and_evaluation() -> None:
@@ -57,6 +59,7 @@ def test_default_runs_data_processing_training_and_evaluation() -> None:
         "training",
         "evaluation",
         "inference",  # on demand: not in __default__
+        "cross_validation",  # on demand too
     }
     parts = pipelines["data_processing"] + pipelines["training"] + pipelines["evaluation"]
     assert {node.name for node in pipelines["__default__"].nodes} == {

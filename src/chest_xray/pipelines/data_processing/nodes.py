@@ -7,28 +7,49 @@ import logging
 import pandas as pd
 from matplotlib.figure import Figure
 
-from chest_xray.data.metadata import DROPPED_COLUMNS, deduplicate, join_files, normalise_metadata
+from chest_xray.data.metadata import (
+    COVID_CLASS,
+    DROPPED_COLUMNS,
+    assign_task_labels,
+    deduplicate,
+    join_files,
+    normalise_metadata,
+)
 from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.data.preprocessing import file_stamps, preprocess_incrementally
 from chest_xray.data.splitting import make_manifest
 from chest_xray.data.summary import compare_with_shipped, dataset_summary_figure, summarise
 from chest_xray.datasets.file_listing_dataset import FileListing
-from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams
+from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams, TrainingParams
 
 logger = logging.getLogger(__name__)
 
 
 def join_metadata(
-    raw_metadata: pd.DataFrame, raw_images: PartitionLoaders, params: MetadataParams
+    raw_metadata: pd.DataFrame,
+    raw_images: PartitionLoaders,
+    params: MetadataParams,
+    training: TrainingParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Join labels to the image files present; list what could not be matched.
 
     Only file names are used here (no image is read), so a bad CSV fails in
-    seconds, before any image work.
+    seconds, before any image work. ``label`` is the class of ``training.task``
+    (``metadata.assign_task_labels``); a row of no class is listed with the others.
     """
     tidy, duplicates = deduplicate(normalise_metadata(raw_metadata, params.label_map))
     index, orphans = join_files(tidy, raw_images.keys())
-    unmatched = pd.concat([d for d in (duplicates, orphans) if len(d)] or [orphans])
+    index, classless = assign_task_labels(index, training.task, training.covid_class)
+    if training.covid_class:
+        covid = index.loc[index["label"] == COVID_CLASS, "split"].value_counts().to_dict()
+        logger.warning(
+            "COVID-19 is a class of its own with only %d image(s) %s: its metrics rest on "
+            "a handful of test images (or none), read them with their intervals",
+            sum(covid.values()),
+            covid,
+        )
+    parts = (duplicates, orphans, classless)
+    unmatched = pd.concat([d for d in parts if len(d)] or [orphans])
     for reason, count in unmatched["reason"].value_counts().items():
         examples = unmatched.loc[unmatched["reason"] == reason, "file_name"].head(5).tolist()
         logger.warning("Dropped %d item(s): %s, e.g. %s", count, reason, examples)
@@ -106,7 +127,8 @@ def preprocess_images(
         )
     logger.info(
         "Preprocessed %d images to %s PNG, reused %d unchanged (%d without reading the "
-        "file: same size and modification time; %d PNG(s) checked by digest), skipped %d",
+        "file: same size and modification time, or ETag on an object store; %d PNG(s) "
+        "checked by digest), skipped %d",
         len(result.images),
         params.image_size,
         result.reused,

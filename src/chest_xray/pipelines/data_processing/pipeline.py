@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=join_metadata,
-                inputs=["raw_metadata", "raw_images", "params:metadata"],
+                inputs=["raw_metadata", "raw_images", "params:metadata", "params:training"],
                 outputs=["image_index", "unmatched_items"],
                 name="join_metadata",
             ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,12 +14,15 @@ from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.evaluation.gradcam import gradcam, gradcam_gallery_figure
 from chest_xray.evaluation.metrics import (
     evaluation_report,
+    multiclass_report,
     shifted_probabilities,
     threshold_before_shift,
 )
 from chest_xray.evaluation.plots import (
+    confusion_grid_figure,
     confusion_matrix_figure,
     gallery_title,
+    one_vs_rest_roc_figure,
     prediction_gallery_figure,
     roc_curve_figure,
 )
@@ -36,8 +40,21 @@ from chest_xray.params import EvaluationParams, PreprocessingParams, TrainingPar
 
 logger = logging.getLogger(__name__)
 
-# The columns of validation_predictions and test_predictions.
+# The columns of validation_predictions and test_predictions (binary task); a multiclass
+# model's tables have one ``probability_<CLASS>`` column per class instead of ``probability``.
 PREDICTION_COLUMNS = ["image_id", "label", "y_true", "probability"]
+
+
+def probability_columns(classes: Sequence[str]) -> list[str]:
+    """A multiclass predictions table's probability columns, in class (output) order."""
+    return [f"probability_{name}" for name in classes]
+
+
+def prediction_columns(training: TrainingParams) -> list[str]:
+    """The columns of a predictions table for ``training.task``."""
+    if training.task == "binary":
+        return PREDICTION_COLUMNS
+    return [*PREDICTION_COLUMNS[:3], *probability_columns(training.class_names)]
 
 
 def predict(
@@ -48,32 +65,48 @@ def predict(
     evaluation: EvaluationParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probability of the positive class for every validation and test image
-    (averaged over ``evaluation.tta``'s views when set)."""
+    (averaged over ``evaluation.tta``'s views when set); a multiclass model's
+    probability of each class (``probability_<CLASS>`` columns)."""
     from chest_xray.modeling.trainer import predict_probabilities  # Keras: only when predicting
 
+    classes = params.class_names
     tables = []
     for split in ("validation", "test"):
         rows = split_rows(split_manifest, split)
         if rows.empty:
             logger.warning("The %s split is empty: no predictions for it", split)
-            tables.append(pd.DataFrame(columns=PREDICTION_COLUMNS))
+            tables.append(pd.DataFrame(columns=prediction_columns(params)))
             continue
         images = load_image_array(processed_images, rows["image_id"], params.loader_threads)
         if evaluation.tta == "none":
             probability = predict_probabilities(model, images, params.micro_batch_size)
         else:
             probability = tta_probabilities(model, images, params.micro_batch_size, evaluation.tta)
-        tables.append(
-            pd.DataFrame(
-                {
-                    "image_id": rows["image_id"],
-                    "label": rows["label"],
-                    "y_true": label_indices(rows, params.classes),
-                    "probability": probability.astype(float),
-                }
-            )
+        table = pd.DataFrame(
+            {
+                "image_id": rows["image_id"],
+                "label": rows["label"],
+                "y_true": label_indices(rows, classes),
+            }
         )
+        if params.task == "binary":
+            table["probability"] = probability.astype(float)
+        else:
+            _check_outputs(probability, classes)
+            for column, values in zip(probability_columns(classes), probability.T, strict=True):
+                table[column] = values.astype(float)
+        tables.append(table)
     return tables[0], tables[1]
+
+
+def _check_outputs(probability: np.ndarray, classes: Sequence[str]) -> None:
+    """A model trained for another task (or class list) fails here, not as bad metrics."""
+    if probability.ndim != 2 or probability.shape[1] != len(classes):
+        raise ValueError(
+            f"The model outputs {probability.shape[1:] or 'one probability'} per image, but "
+            f"training.task=multiclass has {len(classes)} classes {list(classes)}: the saved "
+            "model was trained for another task; train it again (kedro run)"
+        )
 
 
 def training_prevalence(split_manifest: pd.DataFrame, params: TrainingParams) -> float | None:
@@ -109,6 +142,13 @@ def evaluate(
             "The test split is empty (no TEST image has a file): nothing to evaluate. "
             "Point raw_root at a dataset with test images."
         )
+    if training.task == "multiclass":
+        return _evaluate_multiclass(validation_predictions, test_predictions, training, params)
+    if "probability" not in test_predictions.columns:
+        raise ValueError(
+            "test_predictions has no 'probability' column: it holds a multiclass model's "
+            "predictions; run the evaluation with training.task=multiclass"
+        )
     report = evaluation_report(
         test_predictions["y_true"].to_numpy(int),
         test_predictions["probability"].to_numpy(float),
@@ -133,6 +173,42 @@ def evaluate(
     return report
 
 
+def _evaluate_multiclass(
+    validation_predictions: pd.DataFrame,
+    test_predictions: pd.DataFrame,
+    training: TrainingParams,
+    params: EvaluationParams,
+) -> dict[str, Any]:
+    """The multiclass report: argmax decides, so no threshold or prior shift applies."""
+    classes = training.class_names
+    columns = probability_columns(classes)
+    missing = [c for c in columns if c not in test_predictions.columns]
+    if missing:
+        raise ValueError(
+            f"test_predictions lacks {missing}: it was not made by a multiclass model of the "
+            f"classes {list(classes)}; predict again (kedro run --pipelines=evaluation)"
+        )
+    report = multiclass_report(
+        test_predictions["y_true"].to_numpy(int),
+        test_predictions[columns].to_numpy(float),
+        validation_predictions["y_true"].to_numpy(int),
+        validation_predictions.reindex(columns=columns).to_numpy(float),
+        classes,
+        params.bootstrap,
+    )
+    test = report["test"]
+    logger.info(
+        "Test (n=%d, %s): accuracy %.4f, macro F1 %.4f, macro AUC %s; sensitivity %s",
+        test["n"],
+        "/".join(classes),
+        test["accuracy"],
+        test["macro_f1"],
+        test["auc"],
+        {name: round(values["sensitivity"], 3) for name, values in test["per_class"].items()},
+    )
+    return report
+
+
 def plot_evaluation(
     test_predictions: pd.DataFrame, test_metrics: dict[str, Any], params: EvaluationParams
 ) -> tuple[Figure, Figure]:
@@ -140,8 +216,21 @@ def plot_evaluation(
 
     The curve is drawn from the probabilities the report's thresholds apply to
     (shifted when ``target_prevalence`` is set), so each point lands where it should.
+    A multiclass report gets its K x K matrix and one one-vs-rest curve per class.
     """
     test = test_metrics["test"]
+    if test_metrics.get("task") == "multiclass":
+        classes = test_metrics["classes"]
+        confusion = confusion_grid_figure(
+            test["confusion_matrix"], classes, title="Test set, most probable class"
+        )
+        roc = one_vs_rest_roc_figure(
+            test_predictions["y_true"].to_numpy(int),
+            test_predictions[probability_columns(classes)].to_numpy(float),
+            classes,
+            aucs={name: values["auc"] for name, values in test["per_class"].items()},
+        )
+        return confusion, roc
     fixed = test["at_fixed_threshold"]
     confusion = confusion_matrix_figure(
         fixed["confusion_matrix"],
@@ -200,11 +289,14 @@ def plot_gradcam_gallery(
     chosen, images, prob, predicted = _gallery(
         test_predictions, processed_images, test_metrics, params
     )
+    multiclass = test_metrics.get("task") == "multiclass"
     heatmaps = gradcam(
         model,
         np.stack(images)[..., np.newaxis],
         target="predicted",
-        threshold=threshold_before_shift(params.threshold, _shift(test_metrics)),
+        threshold=(
+            0.5 if multiclass else threshold_before_shift(params.threshold, _shift(test_metrics))
+        ),
     )
     titles = [
         gallery_title(actual, guess, p)
@@ -222,11 +314,19 @@ def _gallery(
     test_metrics: dict[str, Any],
     params: EvaluationParams,
 ) -> tuple[pd.DataFrame, list[np.ndarray], np.ndarray, list[str]]:
-    """The gallery's sample (seeded), its images, report probabilities and predicted classes."""
+    """The gallery's sample (seeded), its images, report probabilities and predicted classes.
+
+    Multiclass: the predicted class is the most probable one, shown with its probability.
+    """
     chosen = test_predictions.sample(
         n=min(params.gallery.n_images, len(test_predictions)), random_state=params.gallery.seed
     ).sort_values("image_id")
     images = [decode_grey_png(processed_images[key](), key=key) for key in chosen["image_id"]]
+    if test_metrics.get("task") == "multiclass":
+        classes = test_metrics["classes"]
+        matrix = chosen[probability_columns(classes)].to_numpy(float)
+        best = matrix.argmax(axis=1)
+        return chosen, images, matrix.max(axis=1), [classes[k] for k in best]
     prob = shifted_probabilities(chosen["probability"].to_numpy(float), test_metrics)
     predicted = [params.classes[int(p >= params.threshold)] for p in prob]
     return chosen, images, prob, predicted
@@ -251,10 +351,9 @@ def package_model(
     """
     settings = settings_from_evaluation(test_metrics, preprocessing, params)
     logger.info(
-        "Packaged the model: %dx%d %s, threshold %.4f (%s)",
+        "Packaged the model: %dx%d %s, %s",
         *settings.image_size,
         settings.resize_mode,
-        settings.threshold,
-        settings.threshold_source,
+        settings.decision,
     )
     return ServableModel(model, settings)

@@ -47,12 +47,11 @@ def predict_new_images(
         )
     counts = result.predictions["label"].value_counts().to_dict()
     logger.info(
-        "Predicted %d of %d files with %s (threshold %.4f, %s): %s; %d skipped (inference_skipped)",
+        "Predicted %d of %d files with %s (%s): %s; %d skipped (inference_skipped)",
         len(result.predictions),
         result.n_files,
         servable_model.source,
-        servable_model.settings.threshold,
-        servable_model.settings.threshold_source,
+        servable_model.settings.decision,
         ", ".join(f"{n} {label}" for label, n in sorted(counts.items())),
         len(result.skipped),
     )

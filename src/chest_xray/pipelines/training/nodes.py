@@ -35,9 +35,9 @@ def train_model(
     )
     return train_classifier(
         x_train,
-        label_indices(train, params.classes),
+        label_indices(train, params.class_names),
         x_val,
-        label_indices(validation, params.classes),
+        label_indices(validation, params.class_names),
         params,
         log=logger,
     )
