@@ -70,7 +70,7 @@ def worker_role(environ: Mapping[str, str] | None = None) -> WorkerRole:
             f"training.distribution is multi_worker but {TF_CONFIG} is not set: every worker "
             f"needs it (the cluster's addresses and this worker's task), e.g. "
             '{"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]}, '
-            '"task": {"type": "worker", "index": 0}} (README "Scale-out")'
+            '"task": {"type": "worker", "index": 0}} (README "Training on several machines")'
         )
     try:
         config = json.loads(raw)
@@ -126,7 +126,7 @@ def require_tensorflow_backend(backend: str) -> None:
             "training.distribution: multi_worker needs the TensorFlow backend "
             f"(KERAS_BACKEND=tensorflow), not {backend}: on JAX, Keras' keras.distribution "
             "(initialize, DataParallel) is the way, not implemented here "
-            '(README "Scale-out: training on several machines")'
+            '(README "Training on several machines")'
         )
 
 

@@ -238,7 +238,7 @@ class TrainingParams(_Params):
     # ``mirrored``: every GPU of this machine. ``multi_worker``: every worker of the
     # cluster in TF_CONFIG (TensorFlow backend), each running the same ``kedro run``;
     # the global batch (``batch_size``) is split between them and only the chief saves
-    # and logs (README "Scale-out: training on several machines").
+    # and logs (README "Training on several machines").
     distribution: Literal["default", "mirrored", "multi_worker"] = "default"
     # Per-epoch state for BackupAndRestore: a killed run resumes from here. A local
     # folder, also when the data layers are on an object store (``_local_checkpoints``).
