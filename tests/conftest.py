@@ -35,14 +35,21 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     Runs write data/, mlflow.db and mlruns/ there, never into the repository.
     """
     project = tmp_path / "project"
-    shutil.copytree(REPO / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir()
-    (project / "src").mkdir()  # bootstrap_project wants it; the package is installed
-    shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
+    copy_project_files(project)
     monkeypatch.chdir(project)
     # Absolute: MLflow caches one store per URI string for the whole process.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project}/mlflow.db")
     bootstrap_project(project)
+    return project
+
+
+def copy_project_files(project: Path) -> Path:
+    """This project's conf/ (without local/) and pyproject.toml in ``project``: a throw-away
+    Kedro project for a real run (``src/`` is empty: the package itself is installed)."""
+    shutil.copytree(REPO / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    (project / "src").mkdir()  # bootstrap_project wants it
+    shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
     return project
 
 

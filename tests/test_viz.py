@@ -27,7 +27,7 @@ from PIL import Image
 
 from chest_xray.pipeline_registry import ON_DEMAND
 from chest_xray.pipelines.fold_count import DEFAULT_FOLDS
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_project_files
 
 pytestmark = pytest.mark.slow
 
@@ -84,10 +84,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ``kedro_project``, but once for the module), with the site of ``kedro viz build`` in
     build/."""
     project = tmp_path_factory.mktemp("viz") / "project"
-    shutil.copytree(REPO / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir()
-    (project / "src").mkdir()  # the package itself is installed
-    shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
+    copy_project_files(project)
     bootstrap_project(project)
 
     result = subprocess.run(

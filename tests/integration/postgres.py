@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.integration.processes import free_port, stop, wait_until
+from tests.processes import free_port, stop, wait_until
 
 SERVER_PROGRAMS = ("initdb", "postgres", "pg_isready", "psql", "createdb")
 INSTALL_HINT = "bash scripts/install-postgresql.sh (Debian: apt-get install postgresql)"

@@ -23,7 +23,7 @@ from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
 
 from tests.conftest import REPO
-from tests.integration.processes import run_logged
+from tests.processes import run_logged
 
 AIRFLOW_PYTHON = REPO / ".venv-airflow" / "bin" / "python"
 TEMPLATE = REPO / "scripts" / "airflow_dag_template.j2"

@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from chest_xray.tools.demo_data import DemoDatasetFacts
 from tests.conftest import RunKedro
-from tests.integration.processes import free_port, stop, tail
+from tests.processes import free_port, stop, tail
 
 pytestmark = [
     pytest.mark.slow,

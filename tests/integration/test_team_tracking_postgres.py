@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from chest_xray.tools.demo_data import DemoDatasetFacts
 from tests.integration.postgres import INSTALL_HINT, Cluster, postgres_cluster, server_bin_dir
-from tests.integration.processes import free_port, run_logged, stop, wait_until
+from tests.processes import free_port, run_logged, stop, wait_until
 from tests.tracking.support import artifact_paths, experiment_runs, new_project
 
 try:  # SQLAlchemy 2.1 reads postgresql:// as psycopg (3), not psycopg2

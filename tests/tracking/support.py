@@ -21,7 +21,7 @@ from mlflow.data.pandas_dataset import from_pandas
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, nest
+from tests.conftest import copy_project_files, nest
 
 EXPERIMENT = "chest-xray"
 MANIFEST = Path("data/03_primary/split_manifest.csv")
@@ -30,10 +30,7 @@ MANIFEST = Path("data/03_primary/split_manifest.csv")
 def new_project(root: Path, data_from: Path | None = None) -> Path:
     """A throw-away copy of the project's conf (as ``kedro_project``), optionally with data."""
     project = root / "project"
-    shutil.copytree(REPO / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir()
-    (project / "src").mkdir()
-    shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
+    copy_project_files(project)
     if data_from is not None:
         shutil.copytree(data_from / "data", project / "data")
     bootstrap_project(project)

@@ -7,7 +7,6 @@ the model arrive over HTTP and are read back over HTTP.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from chest_xray.inference.packaging import load_classifier
 from chest_xray.tools.demo_data import DemoDatasetFacts
+from tests.processes import stop
 from tests.tracking.conftest import TRAINING
 from tests.tracking.support import (
     artifact_paths,
@@ -62,21 +62,6 @@ class Server:
             time.sleep(0.25)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (it forks workers), SIGKILL after 15 s."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        if process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[Server]:
     """A tracking server on a free 127.0.0.1 port, started (not yet healthy), always stopped."""
@@ -98,7 +83,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[Server]:
     try:
         yield Server(f"http://127.0.0.1:{port}", process, log, root / "artifacts")
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_a_kedro_run_is_tracked_on_the_server(

@@ -20,7 +20,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from chest_xray.figures import MUTED_COLOUR, message_figure, new_figure
+from chest_xray.evaluation.plots import finish_roc_axes, roc_canvas
+from chest_xray.figures import message_figure
 
 MULTICLASS_PREFIX = "probability_"  # one column per class in a multi-class prediction table
 INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")  # a fold's bootstrap bounds (evaluation.metrics)
@@ -88,9 +89,7 @@ def fold_roc_figure(
             "Cross-validation ROC curves",
             "ROC curves are drawn for binary models\n(see the per-class AUCs in the summary)",
         )
-    fig = new_figure(5.5, 5.5)
-    ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], linestyle="--", color=MUTED_COLOUR, label="chance")
+    fig, ax = roc_canvas()
     for name, table in predictions.items():
         y = table["y_true"].to_numpy(int)
         if np.unique(y).size < 2:
@@ -99,12 +98,5 @@ def fold_roc_figure(
         auc = aucs.get(name)
         label = name if auc is None else f"{name} (AUC = {auc:.3f})"
         ax.plot(fpr, tpr, linewidth=1.5, label=label)
-    ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_aspect("equal")
-    ax.set_xlabel("False positive rate (1 - specificity)")
-    ax.set_ylabel("True positive rate (sensitivity)")
-    ax.set_title("ROC curve of each fold on its held-out images")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    finish_roc_axes(ax, "ROC curve of each fold on its held-out images")
     return fig

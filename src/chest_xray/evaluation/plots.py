@@ -160,6 +160,26 @@ def _plot_operating_points(
         )
 
 
+def roc_canvas() -> tuple[Figure, Axes]:
+    """A square ROC figure with the chance diagonal drawn, for one or more curves."""
+    fig = new_figure(5.5, 5.5)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], linestyle="--", color=MUTED_COLOUR, label="chance")
+    return fig, ax
+
+
+def finish_roc_axes(ax: Axes, title: str) -> None:
+    """The axes every ROC figure shares: unit square, rate labels, grid, legend."""
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_aspect("equal")
+    ax.set_xlabel("False positive rate (1 - specificity)")
+    ax.set_ylabel("True positive rate (sensitivity)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+
+
 def roc_curve_figure(
     y_true: Sequence[int] | np.ndarray,
     prob: Sequence[float] | np.ndarray,
@@ -174,9 +194,7 @@ def roc_curve_figure(
     """
     y = np.asarray(y_true).reshape(-1).astype(np.int64)
     p = np.asarray(prob, dtype=np.float64).reshape(-1)
-    fig = new_figure(5.5, 5.5)
-    ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], linestyle="--", color=MUTED_COLOUR, label="chance")
+    fig, ax = roc_canvas()
     if np.unique(y).size == 2:
         fpr, tpr, _ = roc_curve(y, p, pos_label=1)
         label = "model" if auc is None else f"model (AUC = {auc:.3f})"
@@ -184,14 +202,7 @@ def roc_curve_figure(
         _plot_operating_points(ax, y, p, operating_points or {})
     else:
         ax.text(0.5, 0.6, "ROC undefined:\nonly one class present", ha="center", color=MUTED_COLOUR)
-    ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_aspect("equal")
-    ax.set_xlabel("False positive rate (1 - specificity)")
-    ax.set_ylabel("True positive rate (sensitivity)")
-    ax.set_title("ROC curve")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    finish_roc_axes(ax, "ROC curve")
     return fig
 
 
@@ -208,9 +219,7 @@ def one_vs_rest_roc_figure(
     """
     y = np.asarray(y_true).reshape(-1).astype(np.int64)
     p = np.asarray(prob, dtype=np.float64)
-    fig = new_figure(5.5, 5.5)
-    ax = fig.add_subplot()
-    ax.plot([0, 1], [0, 1], linestyle="--", color=MUTED_COLOUR, label="chance")
+    fig, ax = roc_canvas()
     for k, name in enumerate(classes):
         colour = CATEGORY_COLOURS[k % len(CATEGORY_COLOURS)]
         is_k = y == k
@@ -221,14 +230,7 @@ def one_vs_rest_roc_figure(
         value = aucs.get(name)
         label = name if value is None else f"{name} (AUC = {value:.3f})"
         ax.plot(fpr, tpr, color=colour, linewidth=2, label=label)
-    ax.set_xlim(0.0, 1.0)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_aspect("equal")
-    ax.set_xlabel("False positive rate (1 - specificity)")
-    ax.set_ylabel("True positive rate (sensitivity)")
-    ax.set_title("ROC curves, one class against the rest")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    finish_roc_axes(ax, "ROC curves, one class against the rest")
     return fig
 
 

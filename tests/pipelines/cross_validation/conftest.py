@@ -4,7 +4,6 @@ a 3-fold cross_validation run once on demo data, with its MLflow store."""
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from kedro.framework.startup import bootstrap_project
 
 from chest_xray.pipelines import fold_count
 from chest_xray.tools.demo_data import write_demo_dataset
-from tests.conftest import REPO, nest
+from tests.conftest import copy_project_files, nest
 
 FOLDS = 3
 
@@ -54,10 +53,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     """data_processing + cross_validation run once: 240 demo images, 3 folds of 1 epoch."""
     root = tmp_path_factory.mktemp("project")
     raw = write_demo_dataset(tmp_path_factory.mktemp("raw") / "coronahack", n_train=240, seed=1)
-    shutil.copytree(REPO / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
-    (root / "conf" / "local").mkdir()
-    (root / "src").mkdir()
-    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    copy_project_files(root)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
