@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -358,6 +359,23 @@ def test_sigterm_becomes_an_exception_until_restored() -> None:
     finally:
         restore()
     assert signal.getsignal(signal.SIGTERM) == previous
+
+
+def test_a_sigterm_landing_in_an_import_or_a_log_handler_is_delivered_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """There the exception would be dropped (TensorFlow's C++ side importing a module, a
+    logging handler): the run would go on to its end. It comes again a moment later."""
+    again: list[int] = []
+    monkeypatch.setattr(lifecycle, "_deliver_again", again.append)
+    for swallowing in ("<frozen importlib._bootstrap>", logging.__file__):
+        code = compile("frame = sys._getframe()", swallowing, "exec")
+        scope: dict[str, object] = {"sys": sys}
+        exec(code, scope)
+        lifecycle._raise_terminated(signal.SIGTERM, scope["frame"])  # type: ignore[arg-type]
+    assert again == [signal.SIGTERM, signal.SIGTERM]
+    with pytest.raises(TerminatedBySignalError):  # anywhere else: at once
+        lifecycle._raise_terminated(signal.SIGTERM, sys._getframe())
 
 
 def test_the_sigterm_exception_survives_keras_adding_context() -> None:

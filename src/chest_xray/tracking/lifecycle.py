@@ -27,11 +27,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import os
 import signal
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from types import FrameType
 
 import mlflow
 from kedro.framework.context import KedroContext
@@ -65,7 +66,34 @@ class TerminatedBySignalError(Exception):
         super().__init__(message or f"Received {signal.Signals(signum).name}: the run was stopped")
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
+# Where an exception raised by the handler does not reach Kedro: Python code that C code
+# calls back (an import made by TensorFlow's C++ side turns it into a SystemError that
+# TensorFlow prints and drops: the run went on to its end, exit status 0) and logging
+# handlers (``Handler.handleError`` drops it). A SIGTERM that lands there is sent again
+# a moment later, until it lands where it propagates.
+_SWALLOWING_FRAMES = ("<frozen importlib", f"{os.sep}logging{os.sep}")
+_REDELIVERY_DELAY_S = 0.2
+
+
+def _lands_where_it_is_swallowed(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if any(part in frame.f_code.co_filename for part in _SWALLOWING_FRAMES):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _deliver_again(signum: int) -> None:
+    """The same signal to this process, shortly, from another thread."""
+    timer = threading.Timer(_REDELIVERY_DELAY_S, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    if _lands_where_it_is_swallowed(frame):
+        _deliver_again(signum)
+        return
     raise TerminatedBySignalError(signum=signum)
 
 
