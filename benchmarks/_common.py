@@ -54,16 +54,36 @@ def timed(function: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
+# The vector and matrix extensions worth recording beside a figure (AVX, AVX-512, AMX ...).
+FLAG_PREFIXES = ("avx", "amx", "fma", "f16c", "sha_ni", "sse4_2")
+
+
+def _cpuinfo_lines() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else ``unknown``."""
+    for line in _cpuinfo_lines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def cpu_flags(prefixes: tuple[str, ...] = FLAG_PREFIXES) -> list[str]:
+    """The flags /proc/cpuinfo lists that start with one of ``prefixes``, sorted."""
+    for line in _cpuinfo_lines():
+        if line.startswith("flags"):
+            return sorted(f for f in line.split(":", 1)[1].split() if f.startswith(prefixes))
+    return []
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on: they mean little without it."""
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     memory_gb = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -50,6 +50,7 @@ from _common import (
     SHARED_DATA,
     base_parser,
     check_repeats,
+    cpu_flags,
     cpu_parallelism,
     machine,
     median,
@@ -63,22 +64,7 @@ BATCH = 32
 WARMUP_REQUESTS = 10
 JPEG_SUFFIXES = {".jpg", ".jpeg"}
 # The /proc/cpuinfo flags that decide TensorFlow's (oneDNN) and Pillow's speed.
-FLAG_PREFIXES = ("avx", "amx", "fma", "f16c", "sha_ni", "sse4_2")
-
-
 # ------------------------------------------------------------------------------ setup
-
-
-def cpu_flags() -> list[str]:
-    """The vector and matrix extensions /proc/cpuinfo lists (AVX, AVX-512, AMX, FMA...)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                return sorted(f for f in flags if f.startswith(FLAG_PREFIXES))
-    except OSError:
-        pass
-    return []
 
 
 def cpu_settings() -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -25,6 +24,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _common import cpu_flags as cpu_flags_of
+from _common import cpu_model
 from shortcut_check import measure
 
 from chest_xray.inference.packaging import newest_package
@@ -37,6 +39,8 @@ DEV_DATA = REPO.parent / "shared" / "data" / "coronahack-dev"
 # docs/benchmarks.md), and the dev test split's own prevalence (62.5%, as the official
 # TEST's) is what its accuracy is measured at.
 COMMON = {"training.mixed_precision": "bfloat16"}
+# The extensions docs/ablation/*.json record (benchmarks record FLAG_PREFIXES).
+ABLATION_FLAG_PREFIXES = ("avx", "amx", "fma", "sse4")
 MILD_CPU = {
     "training.augmentation.rotation_degrees": 10,
     "training.augmentation.width_shift": 0.1,
@@ -85,16 +89,8 @@ CONFIGS: dict[str, dict[str, object]] = {
 
 
 def cpu_flags() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor()
-    flags = next(
-        (line.split(":", 1)[1] for line in text.splitlines() if line.startswith("flags")), ""
-    )
-    model = next((line.split(":", 1)[1] for line in text.splitlines() if "model name" in line), "")
-    keep = [f for f in flags.split() if f.startswith(("avx", "amx", "fma", "sse4"))]
-    return f"{model.strip()}; {' '.join(sorted(keep))}"
+    """``<model>; <flags>``: what every run's wall time was measured on."""
+    return f"{cpu_model()}; {' '.join(cpu_flags_of(ABLATION_FLAG_PREFIXES))}"
 
 
 def run(config: str, seed: int, raw_root: Path, conf: list[str]) -> None:
