@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -51,6 +52,19 @@ def copy_project_files(project: Path) -> Path:
     (project / "src").mkdir()  # bootstrap_project wants it
     shutil.copy(REPO / "pyproject.toml", project / "pyproject.toml")
     return project
+
+
+@contextlib.contextmanager
+def entered_project(root: Path) -> Iterator[Path]:
+    """A throw-away project in ``root`` (``copy_project_files``) as the working directory,
+    with its own MLflow store and Kedro bootstrapped on it, for a fixture wider than a test."""
+    copy_project_files(root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        # Absolute: MLflow caches one store per URI string for the whole process.
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        bootstrap_project(root)
+        yield root
 
 
 RunKedro = Callable[..., dict[str, Any]]

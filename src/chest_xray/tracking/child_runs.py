@@ -52,10 +52,6 @@ class ChildRuns:
                 self._runs[namespace] = run.info.run_id
             return self._runs[namespace]
 
-    @property
-    def namespaces(self) -> list[str]:
-        return sorted(self._runs)
-
     def end(self, status: str = RunStatus.to_string(RunStatus.FINISHED)) -> None:
         """End every child with ``status`` (FINISHED, or FAILED when the pipeline failed)."""
         with self._lock:

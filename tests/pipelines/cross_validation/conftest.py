@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 
 from chest_xray.pipelines import fold_count
 from chest_xray.tools.demo_data import write_demo_dataset
-from tests.conftest import copy_project_files, nest
+from tests.conftest import entered_project, nest
 
 FOLDS = 3
 
@@ -53,11 +52,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     """data_processing + cross_validation run once: 240 demo images, 3 folds of 1 epoch."""
     root = tmp_path_factory.mktemp("project")
     raw = write_demo_dataset(tmp_path_factory.mktemp("raw") / "coronahack", n_train=240, seed=1)
-    copy_project_files(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
-        bootstrap_project(root)
+    with entered_project(root):
         built = Project(root, raw.root)
         built.run(["data_processing", "cross_validation"])
         yield built

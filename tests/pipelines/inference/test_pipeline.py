@@ -22,12 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
-from kedro.framework.startup import bootstrap_project
 from PIL import Image
 
 from chest_xray.inference import cli
 from chest_xray.tools.demo_data import write_demo_dataset
-from tests.conftest import copy_project_files, nest
+from tests.conftest import entered_project, nest
 from tests.inference.new_images import NewImages, write_new_images
 
 pytestmark = pytest.mark.slow
@@ -62,11 +61,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     """Trained and evaluated once: the default pipeline on 240 demo images, 4 epochs."""
     root = tmp_path_factory.mktemp("project")
     raw = write_demo_dataset(tmp_path_factory.mktemp("raw") / "coronahack", n_train=240, seed=1)
-    copy_project_files(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
-        bootstrap_project(root)
+    with entered_project(root):
         built = Project(root, raw.root)
         built.run(**{"training.epochs": 4})
         yield built

@@ -107,14 +107,14 @@ def aggregate_folds(*fold_results: Any) -> tuple[dict[str, Any], pd.DataFrame]:
     """
     names, reports, predictions = _folds(fold_results)
     per_fold = {name: flat_metrics(report) for name, report in zip(names, reports, strict=True)}
-    pooled = pd.concat(predictions, ignore_index=True)
+    n_pooled = sum(len(table) for table in predictions)
     statistics = fold_statistics(per_fold)
     summary_auc = pooled_auc(predictions)
     summary: dict[str, Any] = {
         "folds": len(names),
         "per_fold": per_fold,
         "statistics": statistics,
-        "pooled_out_of_fold": {"n": len(pooled), "auc": summary_auc},
+        "pooled_out_of_fold": {"n": n_pooled, "auc": summary_auc},
     }
     rows = pd.DataFrame.from_dict(per_fold, orient="index").rename_axis("fold").reset_index()
     rows.insert(1, "n_test", [len(table) for table in predictions])
@@ -130,7 +130,7 @@ def aggregate_folds(*fold_results: Any) -> tuple[dict[str, Any], pd.DataFrame]:
                 s["max"],
                 len(names),
             )
-    logger.info("Pooled out-of-fold AUC: %s (n=%d)", summary_auc, len(pooled))
+    logger.info("Pooled out-of-fold AUC: %s (n=%d)", summary_auc, n_pooled)
     return summary, rows
 
 
