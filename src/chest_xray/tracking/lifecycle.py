@@ -12,7 +12,8 @@ pluggy calls kedro-mlflow's first: the run already exists in our
   seconds, naming it;
 - ``host``/``pid`` tags, and KILLED for this host's runs whose process is gone;
 - SIGTERM as an exception (``TerminatedBySignalError``), so Kedro's error hooks
-  run and the run ends FAILED with its error and traceback;
+  run and the run ends FAILED with its error and traceback; raised again every second
+  until they run, in case some code dropped it;
 - KILLED for a run interrupted before the pipeline ended (Ctrl-C, ``sys.exit``);
 - FAILED, with the reason in ``end_reason``, for a run whose pipeline finished but
   some of whose logging failed (``best_effort``): it must not look complete;
@@ -29,6 +30,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import traceback
 from collections.abc import Callable
@@ -66,13 +68,17 @@ class TerminatedBySignalError(Exception):
         super().__init__(message or f"Received {signal.Signals(signum).name}: the run was stopped")
 
 
-# Where an exception raised by the handler does not reach Kedro: Python code that C code
-# calls back (an import made by TensorFlow's C++ side turns it into a SystemError that
-# TensorFlow prints and drops: the run went on to its end, exit status 0) and logging
-# handlers (``Handler.handleError`` drops it). A SIGTERM that lands there is sent again
-# a moment later, until it lands where it propagates.
+# An exception raised by the handler does not always reach Kedro. It is dropped in Python
+# code that C code calls back (an import made by TensorFlow's C++ side turns it into a
+# SystemError that TensorFlow prints and drops: the run went on to its end, exit status 0),
+# in logging handlers (``Handler.handleError``), in finalizers (``__del__``: "Exception
+# ignored"), and by any library's ``except Exception``. So after the first SIGTERM the
+# signal is sent again every second until the run's error hooks remove the handler: a
+# delivery while the exception is being handled (an ``except``/``finally`` block on its
+# way to Kedro) does nothing, one after it was dropped raises again. In an import or a
+# logging handler, where it is known to be dropped, it waits for the next delivery.
 _SWALLOWING_FRAMES = ("<frozen importlib", f"{os.sep}logging{os.sep}")
-_REDELIVERY_DELAY_S = 0.2
+_RESEND_INTERVAL_S = 1.0
 
 
 def _lands_where_it_is_swallowed(frame: FrameType | None) -> bool:
@@ -83,30 +89,69 @@ def _lands_where_it_is_swallowed(frame: FrameType | None) -> bool:
     return False
 
 
-def _deliver_again(signum: int) -> None:
-    """The same signal to this process, shortly, from another thread."""
-    timer = threading.Timer(_REDELIVERY_DELAY_S, os.kill, (os.getpid(), signum))
-    timer.daemon = True
-    timer.start()
+class _Resender:
+    """Sends ``signum`` to this process every ``_RESEND_INTERVAL_S`` until stopped."""
+
+    def __init__(self, signum: int) -> None:
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._resend, args=(signum,), name="sigterm-resender", daemon=True
+        )
+        self._thread.start()
+
+    def _resend(self, signum: int) -> None:
+        while not self._stopped.wait(_RESEND_INTERVAL_S):
+            os.kill(os.getpid(), signum)
+
+    def stop(self) -> None:
+        """No signal is sent once this returns."""
+        self._stopped.set()
+        self._thread.join()
+
+
+class _HandlerState:
+    """The handler's state: one handler per process, so one state."""
+
+    resender: _Resender | None = None
+    restoring = False  # a delivery on its way when restore() began: nothing to do
+
+
+_state = _HandlerState()
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    if _state.restoring:
+        return
+    if _state.resender is None:
+        _state.resender = _Resender(signum)
+    if isinstance(sys.exc_info()[1], TerminatedBySignalError):
+        return  # the exception is on its way to Kedro's error hooks
     if _lands_where_it_is_swallowed(frame):
-        _deliver_again(signum)
         return
     raise TerminatedBySignalError(signum=signum)
+
+
+def _stop_resending() -> None:
+    if _state.resender is not None:
+        _state.resender.stop()
+        _state.resender = None
 
 
 def raise_on_sigterm() -> Callable[[], None]:
     """Turn SIGTERM into ``TerminatedBySignalError`` until the returned undo is called.
 
-    Only the main thread may set handlers; elsewhere this does nothing.
+    After the first SIGTERM the signal comes again every second until the undo, so an
+    exception that some code drops is raised again. Only the main thread may set
+    handlers; elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
+    _state.restoring = False
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
 
     def restore() -> None:
+        _state.restoring = True
+        _stop_resending()  # first: a SIGTERM it sent after the default handler is back kills
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
     return restore
