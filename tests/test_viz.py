@@ -224,7 +224,13 @@ def test_cross_validation_shows_each_fold_as_one_collapsed_namespace(
     folds = {name.split(".")[0] for name in expected_nodes["cross_validation"] if "." in name}
     assert folds == {f"fold_{i}" for i in range(1, DEFAULT_FOLDS + 1)}
     # Collapsed, a fold is one node of its own; its train_model, predict ... are not drawn.
-    assert graph_task_nodes(dom) == {"assign_folds", "aggregate_folds", "plot_fold_roc_curves"}
+    assert graph_task_nodes(dom) == {
+        "assign_folds",
+        "aggregate_folds",
+        "plot_fold_roc_curves",
+        "predict_with_fold_models",
+        "evaluate_fold_ensemble",
+    }
     tags = re.findall(r"<g [^>]*>", dom)
     drawn_folds = {
         match.group(1)

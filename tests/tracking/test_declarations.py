@@ -36,7 +36,7 @@ from chest_xray.pipelines.data_processing.pipeline import create_pipeline as dat
 from chest_xray.pipelines.evaluation.pipeline import create_pipeline as evaluation
 from chest_xray.pipelines.fold_count import DEFAULT_FOLDS
 from chest_xray.pipelines.training.pipeline import create_pipeline as training
-from chest_xray.tracking.content import RunContentHooks, history_metrics
+from chest_xray.tracking.content import RunContentHooks, declared_metrics, history_metrics
 from chest_xray.tracking.declarations import (
     Declaration,
     declaration_of,
@@ -300,6 +300,21 @@ def test_only_metrics_go_to_a_namespace_s_child_run() -> None:
     for wrong in ({"model": "keras"}, {"input": "split"}):
         with pytest.raises(ValidationError, match="run: namespace takes metrics only"):
             Declaration(run="namespace", **wrong)
+
+
+def test_a_metric_prefix_names_a_second_report_of_one_kind() -> None:
+    report = evaluation_report(
+        [0, 1, 1, 0], [0.2, 0.9, 0.6, 0.4], [0, 1], [0.3, 0.7], EvaluationParams()
+    )
+    plain = declared_metrics(Declaration(metrics="evaluation_report"), report)
+    prefixed = declared_metrics(
+        Declaration(metrics="evaluation_report", metric_prefix="ensemble_"), report
+    )
+    assert [m.key for m in prefixed] == [f"ensemble_{m.key}" for m in plain]
+    assert [m.value for m in prefixed] == [m.value for m in plain]
+    assert declared_metrics(Declaration(metrics="evaluation_report"), {"skipped": "no"}) == []
+    with pytest.raises(ValidationError, match="metric_prefix needs metrics"):
+        Declaration(metric_prefix="ensemble_")
 
 
 def test_the_tracking_package_names_no_catalog_dataset() -> None:

@@ -411,8 +411,10 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
     ``test_*`` are at the fixed threshold, ``test_tuned_*`` at the threshold
     chosen on validation, ``validation_*`` are the final model on the validation
     split at the fixed threshold. (Keras' per-epoch curves are ``val_*``: a
-    different series, so a different name.)
+    different series, so a different name.) A report that ``skipped`` scoring has none.
     """
+    if "skipped" in report:
+        return {}
     if report.get("task") == "multiclass":
         return _flat_multiclass(report)
     test, validation = report["test"], report["validation"]

@@ -115,6 +115,18 @@ METRIC_READERS: dict[MetricKind, Callable[[Any], list[Metric]]] = {
 }
 
 
+def declared_metrics(declaration: Declaration, data: Any) -> list[Metric]:
+    """The metrics ``declaration.metrics`` reads from ``data``, named with its prefix."""
+    if declaration.metrics is None:
+        return []
+    metrics = METRIC_READERS[declaration.metrics](data)
+    if not declaration.metric_prefix:
+        return metrics
+    return [
+        Metric(f"{declaration.metric_prefix}{m.key}", m.value, m.timestamp, m.step) for m in metrics
+    ]
+
+
 def local_file(dataset: AbstractDataset) -> Path | None:
     """The local file a file-based dataset reads (its current version), else None."""
     if getattr(dataset, "_protocol", "file") not in {"file", None}:
@@ -239,12 +251,12 @@ class RunContentHooks:
         if declaration.run == "namespace" and self._children is not None and namespace:
             with best_effort(f"logging the metrics of {dataset_name}"):
                 child = self._children.run_id(namespace)
-                metrics = METRIC_READERS[declaration.metrics](data) if declaration.metrics else []
+                metrics = declared_metrics(declaration, data)
                 MlflowClient().log_batch(child, metrics=metrics, synchronous=True)
             return
         if declaration.metrics is not None:
             with best_effort(f"logging the metrics of {dataset_name}"):
-                metrics = METRIC_READERS[declaration.metrics](data)
+                metrics = declared_metrics(declaration, data)
                 if declaration.metrics == "history" and self._live is not None:
                     metrics = self._live.unsent(metrics)  # the epochs logged live already
                 MlflowClient().log_batch(run_id, metrics=metrics, synchronous=True)

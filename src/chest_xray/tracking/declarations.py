@@ -13,6 +13,7 @@ Two ways, both on the catalog entry:
           metrics: history            # per-epoch Keras history: step = epoch
           metrics: evaluation_report  # test_* / test_tuned_* / validation_* values
           metrics: cross_validation   # cv_<metric>_mean/_sd/_min/_max, cv_pooled_auc
+          metric_prefix: ensemble_    # before each metric's name (ensemble_test_auc)
           run: namespace              # in a child run per namespace (fold_3.test_metrics ->
                                       #   the child run fold_3 of the active run)
           model: keras                # a Keras model, MLflow Keras flavour, named as the dataset
@@ -49,12 +50,19 @@ class Declaration(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     metrics: MetricKind | None = None
+    metric_prefix: str = ""  # e.g. ensemble_: two reports of one kind in one run
     model: ModelFlavour | None = None
     name: str | None = None  # the model's name in the run (default: the dataset's)
     registered_model: str | None = None  # servable only: register each logged version
     champion_alias: str | None = None  # ... and move this alias by validation AUC
     input: str | None = None  # the MLflow dataset context, e.g. "split"
     run: RunScope = "active"  # namespace: a child run of the active one per namespace
+
+    @model_validator(mode="after")
+    def _prefix_needs_metrics(self) -> Declaration:
+        if self.metric_prefix and self.metrics is None:
+            raise ValueError("metric_prefix needs metrics")
+        return self
 
     @model_validator(mode="after")
     def _child_runs_hold_metrics_only(self) -> Declaration:

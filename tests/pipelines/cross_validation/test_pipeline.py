@@ -7,10 +7,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from kedro.framework.project import pipelines
 from omegaconf import OmegaConf
+from PIL import Image
+from sklearn.metrics import roc_auc_score
 
 from chest_xray.pipelines.fold_count import DEFAULT_FOLDS
 from tests.conftest import REPO
@@ -19,6 +22,9 @@ from tests.pipelines.cross_validation.conftest import FOLDS, Project
 pytestmark = pytest.mark.slow
 
 CV = Path("data", "08_reporting", "cross_validation")
+# What the combining nodes write there (a complete run's; Kedro's --only-missing-outputs
+# reruns a node only when one of its own outputs is missing).
+COMBINED = ("summary.json", "fold_metrics.csv", "roc_curves.png", "ensemble_test_metrics.json")
 
 
 def test_the_configured_folds_build_the_namespaces(project: Project) -> None:
@@ -77,6 +83,49 @@ def test_the_summary_holds_each_metric_s_statistics_over_the_folds(project: Proj
         assert project.path(*CV.parts, f"fold_{fold}", "training_curves.png").exists()
 
 
+def test_the_fold_models_as_one_classifier_score_the_test_split(project: Project) -> None:
+    import keras
+
+    main = pd.read_csv(project.path("data", "03_primary", "split_manifest.csv"))
+    test = main[main["split"] == "test"].reset_index(drop=True)
+    table = pd.read_csv(
+        project.path("data", "07_model_output", "cross_validation", "ensemble_test_predictions.csv")
+    )
+    assert list(table["image_id"]) == list(test["image_id"])
+
+    # The mean of the k saved fold models' probabilities, image by image.
+    images = np.stack(
+        [
+            np.asarray(Image.open(project.path("data", "03_primary", "images", f"{image_id}.png")))
+            for image_id in test["image_id"]
+        ]
+    )[..., None]
+    members = [
+        keras.models.load_model(
+            project.path("data", "06_models", "cross_validation", f"fold_{i}", "model.h5"),
+            compile=False,
+        )
+        for i in range(1, FOLDS + 1)
+    ]
+    mean = np.mean([m.predict(images, verbose=0)[:, 0] for m in members], axis=0)
+    np.testing.assert_allclose(table["probability"], mean, atol=1e-5)
+
+    report = json.loads(project.path(*CV.parts, "ensemble_test_metrics.json").read_text())
+    assert report["ensemble"]["members"] == FOLDS
+    assert report["test"]["n"] == len(test)
+    if test["label"].nunique() == 2:
+        assert report["test"]["auc"] == pytest.approx(
+            roc_auc_score(table["y_true"], table["probability"])
+        )
+    # Its threshold is chosen on every TRAIN image, scored by the fold model that left it out.
+    assert report["validation"]["n"] == sum(
+        len(pd.read_csv(path))
+        for path in project.path("data", "07_model_output", "cross_validation").glob(
+            "fold_*/test_predictions.csv"
+        )
+    )
+
+
 def test_mlflow_has_one_parent_run_with_a_child_run_per_fold(project: Project) -> None:
     runs = project.runs()
     parent = runs[runs["tags.mlflow.runName"].str.startswith("data_processing+cross_validation")]
@@ -103,6 +152,10 @@ def test_mlflow_has_one_parent_run_with_a_child_run_per_fold(project: Project) -
         summary["pooled_out_of_fold"]["auc"]
     )
     assert pd.isna(parent_row.get("metrics.test_accuracy"))  # the folds' figures: children only
+    ensemble = json.loads(project.path(*CV.parts, "ensemble_test_metrics.json").read_text())
+    assert parent_row["metrics.ensemble_test_accuracy"] == pytest.approx(
+        ensemble["test"]["at_fixed_threshold"]["accuracy"]
+    )
 
 
 def test_one_fold_reruns_alone_with_namespaces(project: Project) -> None:
@@ -140,14 +193,16 @@ def test_a_half_done_cross_validation_resumes_with_only_missing_outputs(project:
         for fold in range(1, FOLDS + 1)
     }
     before = {fold: path.stat().st_mtime_ns for fold, path in models.items()}
-    # As if the run had stopped while training fold 3: none of its outputs, no summary.
+    # As if the run had stopped while training fold 3: none of its outputs, nothing combined.
     for layer in ("06_models", "07_model_output", "08_reporting"):
         shutil.rmtree(project.path("data", layer, "cross_validation", "fold_3"))
-    project.path(*CV.parts, "summary.json").unlink()
+    combined = [project.path(*CV.parts, name) for name in COMBINED]
+    for path in combined:
+        path.unlink()
 
     project.run(["cross_validation"], only_missing_outputs=True)
 
-    assert models[3].exists() and project.path(*CV.parts, "summary.json").exists()
+    assert models[3].exists() and all(path.exists() for path in combined)
     assert {fold: models[fold].stat().st_mtime_ns for fold in (1, 2)} == {
         fold: before[fold] for fold in (1, 2)
     }

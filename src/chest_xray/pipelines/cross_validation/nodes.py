@@ -10,16 +10,30 @@ import logging
 from pathlib import PurePosixPath
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from chest_xray.data.folds import assign_folds as fold_table
 from chest_xray.data.folds import fold_manifest, fold_name
+from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.evaluation.cross_validation import fold_roc_figure, fold_statistics, pooled_auc
-from chest_xray.evaluation.metrics import flat_metrics
-from chest_xray.params import CrossValidationParams, SplitParams, TrainingParams
+from chest_xray.evaluation.metrics import binary_metrics, flat_metrics, roc_auc
+from chest_xray.modeling import KerasModel
+from chest_xray.modeling.ensemble import member_probabilities
+from chest_xray.modeling.inputs import load_image_array, split_rows
+from chest_xray.params import (
+    CrossValidationParams,
+    EvaluationParams,
+    SplitParams,
+    TrainingParams,
+)
+from chest_xray.pipelines.evaluation.nodes import evaluate, prediction_columns, prediction_table
 
 logger = logging.getLogger(__name__)
+
+# A fold ensemble's predictions table: each member's probability, probability_fold_<i>.
+MEMBER_COLUMN = "probability_fold_"
 
 
 def assign_folds(
@@ -139,3 +153,73 @@ def plot_fold_roc_curves(*fold_results: Any) -> Figure:
     names, reports, predictions = _folds(fold_results)
     aucs = {name: report["test"].get("auc") for name, report in zip(names, reports, strict=True)}
     return fold_roc_figure(dict(zip(names, predictions, strict=True)), aucs)
+
+
+def predict_with_fold_models(
+    processed_images: PartitionLoaders,
+    split_manifest: pd.DataFrame,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    *models: KerasModel,
+) -> pd.DataFrame:
+    """The fold models as one classifier: their mean probability on every image of the
+    data_processing test split (the official TEST in the Kaggle layout), averaged over
+    ``evaluation.tta``'s views too when set. No fold model saw a test image.
+
+    A binary table also keeps each member's probability (``probability_fold_<i>``), so
+    the report can set the ensemble beside its members on the same images.
+    """
+    rows = split_rows(split_manifest, "test")
+    if rows.empty:
+        logger.warning("The test split is empty: the fold ensemble scores nothing")
+        return pd.DataFrame(columns=prediction_columns(training))
+    images = load_image_array(processed_images, rows["image_id"], training.loader_threads)
+    members = member_probabilities(models, images, training.micro_batch_size, evaluation.tta)
+    table = prediction_table(rows, np.mean(members, axis=0), training)
+    if training.task == "binary":
+        for i, probability in enumerate(members, start=1):
+            table[f"{MEMBER_COLUMN}{i}"] = probability
+    logger.info("The ensemble of %d fold models scored %d test images", len(models), len(rows))
+    return table
+
+
+def evaluate_fold_ensemble(
+    ensemble_predictions: pd.DataFrame,
+    split_manifest: pd.DataFrame,
+    training: TrainingParams,
+    evaluation: EvaluationParams,
+    *fold_test_predictions: pd.DataFrame,
+) -> dict[str, Any]:
+    """The fold ensemble's evaluation report on the test split (``evaluate``'s report).
+
+    Its threshold (``evaluation.validation_threshold``) is chosen on the pooled
+    out-of-fold predictions: every TRAIN image scored by the fold model that did not
+    train on it, the nearest honest validation set an ensemble of all the folds has
+    (each member's calibration, not the mean's: close, not equal). With no test image,
+    the report says so (``skipped``) instead of failing a cross-validation whose folds
+    are complete.
+    """
+    if ensemble_predictions.empty:
+        return {"task": training.task, "skipped": "the test split is empty: nothing scored"}
+    pooled = pd.concat(fold_test_predictions, ignore_index=True)
+    report = evaluate(pooled, ensemble_predictions, split_manifest, training, evaluation)
+    report["ensemble"] = {
+        "members": len(fold_test_predictions),
+        "validation": "pooled out-of-fold predictions",
+        **_members_on_test(ensemble_predictions, evaluation.threshold),
+    }
+    return report
+
+
+def _members_on_test(table: pd.DataFrame, threshold: float) -> dict[str, Any]:
+    """Each member's test AUC and accuracy at the fixed threshold (binary tables)."""
+    columns = [c for c in table.columns if c.startswith(MEMBER_COLUMN)]
+    if not columns:
+        return {}
+    y = table["y_true"].to_numpy(int)
+    return {
+        "member_test_auc": [roc_auc(y, table[c].to_numpy(float)) for c in columns],
+        "member_test_accuracy": [
+            binary_metrics(y, table[c].to_numpy(float), threshold)["accuracy"] for c in columns
+        ],
+    }

@@ -11,7 +11,9 @@ nodes (``train_model``, ``plot_training_curves``, ``predict``, ``evaluate``), so
 
 Their datasets are ``fold_<i>.<name>`` (catalog factories in
 ``conf/base/catalog_cross_validation.yml``). ``aggregate_folds`` and
-``plot_fold_roc_curves`` read every fold's ``test_metrics`` and ``test_predictions``.
+``plot_fold_roc_curves`` read every fold's ``test_metrics`` and ``test_predictions``;
+``predict_with_fold_models`` and ``evaluate_fold_ensemble`` use the k fold models as
+one classifier (the mean of their probabilities) on the data_processing test split.
 The number of folds comes from ``cross_validation.folds`` (``fold_count``).
 It reads the PNGs and split manifest of ``data_processing``: run that first, or
 together (``--pipelines=data_processing,cross_validation``).
@@ -30,7 +32,9 @@ from chest_xray.data.folds import fold_name
 from chest_xray.pipelines.cross_validation.nodes import (
     aggregate_folds,
     assign_folds,
+    evaluate_fold_ensemble,
     plot_fold_roc_curves,
+    predict_with_fold_models,
     prepare_fold,
 )
 from chest_xray.pipelines.evaluation.pipeline import create_pipeline as evaluation
@@ -94,13 +98,16 @@ def fold_pipeline(fold: int) -> Pipeline:
     )
 
 
-def _combine(results: list[str]) -> list[Node]:
+def _combine(folds: list[str]) -> list[Node]:
     """The nodes that read every fold's results.
 
     They name the folds' datasets as Kedro's namespaces made them
     (``fold_1.test_metrics``): Kedro warns about any dotted name in a node
     built by hand, a warning meant for names that are not namespaced.
     """
+    results = [f"{fold}.test_metrics" for fold in folds] + [
+        f"{fold}.test_predictions" for fold in folds
+    ]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "One or more dataset names contain '.'")
         return [
@@ -116,14 +123,35 @@ def _combine(results: list[str]) -> list[Node]:
                 outputs="cv_roc_curves_plot",
                 name="plot_fold_roc_curves",
             ),
+            Node(
+                func=predict_with_fold_models,
+                inputs=[
+                    "processed_images",
+                    "split_manifest",
+                    TRAINING_PARAMS,
+                    "params:evaluation",
+                    *(f"{fold}.model" for fold in folds),
+                ],
+                outputs="cv_ensemble_test_predictions",
+                name="predict_with_fold_models",
+            ),
+            Node(
+                func=evaluate_fold_ensemble,
+                inputs=[
+                    "cv_ensemble_test_predictions",
+                    "split_manifest",
+                    TRAINING_PARAMS,
+                    "params:evaluation",
+                    *(f"{fold}.test_predictions" for fold in folds),
+                ],
+                outputs="cv_ensemble_test_metrics",
+                name="evaluate_fold_ensemble",
+            ),
         ]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     folds = [fold_name(i) for i in range(1, fold_count() + 1)]
-    results = [f"{fold}.test_metrics" for fold in folds] + [
-        f"{fold}.test_predictions" for fold in folds
-    ]
     return Pipeline(
         [
             Node(
@@ -133,7 +161,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="assign_folds",
             ),
             *(fold_pipeline(i) for i in range(1, len(folds) + 1)),
-            *_combine(results),
+            *_combine(folds),
         ],
         tags="cross_validation",
     )

@@ -69,7 +69,6 @@ def predict(
     probability of each class (``probability_<CLASS>`` columns)."""
     from chest_xray.modeling.trainer import predict_probabilities  # Keras: only when predicting
 
-    classes = params.class_names
     tables = []
     for split in ("validation", "test"):
         rows = split_rows(split_manifest, split)
@@ -82,21 +81,30 @@ def predict(
             probability = predict_probabilities(model, images, params.micro_batch_size)
         else:
             probability = tta_probabilities(model, images, params.micro_batch_size, evaluation.tta)
-        table = pd.DataFrame(
-            {
-                "image_id": rows["image_id"],
-                "label": rows["label"],
-                "y_true": label_indices(rows, classes),
-            }
-        )
-        if params.task == "binary":
-            table["probability"] = probability.astype(float)
-        else:
-            _check_outputs(probability, classes)
-            for column, values in zip(probability_columns(classes), probability.T, strict=True):
-                table[column] = values.astype(float)
-        tables.append(table)
+        tables.append(prediction_table(rows, probability, params))
     return tables[0], tables[1]
+
+
+def prediction_table(
+    rows: pd.DataFrame, probability: np.ndarray, params: TrainingParams
+) -> pd.DataFrame:
+    """The predictions table (``prediction_columns``) of the manifest ``rows``, scored
+    ``probability``: (N,) for the binary task, (N, K) for multiclass."""
+    classes = params.class_names
+    table = pd.DataFrame(
+        {
+            "image_id": rows["image_id"],
+            "label": rows["label"],
+            "y_true": label_indices(rows, classes),
+        }
+    )
+    if params.task == "binary":
+        table["probability"] = probability.astype(float)
+    else:
+        _check_outputs(probability, classes)
+        for column, values in zip(probability_columns(classes), probability.T, strict=True):
+            table[column] = values.astype(float)
+    return table
 
 
 def _check_outputs(probability: np.ndarray, classes: Sequence[str]) -> None:
