@@ -124,11 +124,22 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
         return
     if _state.resender is None:
         _state.resender = _Resender(signum)
-    if isinstance(sys.exc_info()[1], TerminatedBySignalError):
+    if _handling_termination():
         return  # the exception is on its way to Kedro's error hooks
     if _lands_where_it_is_swallowed(frame):
         return
     raise TerminatedBySignalError(signum=signum)
+
+
+def _handling_termination() -> bool:
+    """Whether a ``TerminatedBySignalError`` is being handled here, or is the context of
+    the exception being handled (one raised and caught inside the error hooks)."""
+    error: BaseException | None = sys.exc_info()[1]
+    while error is not None:
+        if isinstance(error, TerminatedBySignalError):
+            return True
+        error = error.__context__
+    return False
 
 
 def _stop_resending() -> None:
