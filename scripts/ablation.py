@@ -116,6 +116,9 @@ CV_CONFIGS: dict[str, dict[str, object]] = {
     "cpu_standardize": {"training.model.input_normalisation": "standardize"},
     "cpu_intensity": INTENSITY,
     "cpu_balanced": {"training.class_weight": "balanced"},
+    "cpu_clahe": {"preprocessing.contrast": "clahe"},
+    "cpu_crop": {"preprocessing.border_crop": 0.08},
+    "cpu_tta_flip": {"evaluation.tta": "flip"},
 }
 
 
