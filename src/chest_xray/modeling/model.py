@@ -55,17 +55,28 @@ def build_model(
     if augmentation is not None:
         x = augmentation(x)
     if params.input_normalisation == "standardize":
-        # Per image over (H, W, C), no learnt shift or scale: a stock layer, so the
+        # Per image over all its pixels, no learnt shift or scale: stock layers, so the
         # saved model still loads without this package. Float32 like the pixels.
         # epsilon far below an X-ray's pixel variance (~0.04 on 0..1), so a brighter copy
         # of an image standardises to the same pixels; a flat image stays finite.
+        # Over one axis of the flattened image, not LayerNormalization(axis=[1, 2, 3]):
+        # Keras' HDF5 loader (the project's .h5 model files) drops an axis list of more
+        # than one axis and loads axis=-1, which on one grey channel turns every pixel to
+        # 0 and the model into a constant (AUC 0.5 after a reload).
+        height, width, channels = x.shape[1:]
+        x = keras.layers.Reshape(
+            (height * width * channels,), dtype=_PIXEL_DTYPE, name="standardize_flatten"
+        )(x)
         x = keras.layers.LayerNormalization(
-            axis=[1, 2, 3],
+            axis=-1,
             epsilon=1e-6,
             center=False,
             scale=False,
             dtype=_PIXEL_DTYPE,
             name="standardize",
+        )(x)
+        x = keras.layers.Reshape(
+            (height, width, channels), dtype=_PIXEL_DTYPE, name="standardize_restore"
         )(x)
     for index, filters in enumerate(params.conv_filters, start=1):
         x = _conv_block(x, index, filters, params)
