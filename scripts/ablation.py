@@ -91,6 +91,9 @@ CONFIGS: dict[str, dict[str, object]] = {
     "writeup_plain_crop": WRITEUP_PLAIN | {"preprocessing.border_crop": 0.08},
     "writeup_plain_clahe_balanced": WRITEUP_PLAIN
     | {"training.class_weight": "balanced", "preprocessing.contrast": "clahe"},
+    # The fold screening's clearest lever (docs/model_quality.md), at the recipe's scale.
+    "writeup_plain_standardize": WRITEUP_PLAIN
+    | {"training.model.input_normalisation": "standardize"},
     "writeup_plain_standardize_balanced": WRITEUP_PLAIN
     | {"training.class_weight": "balanced", "training.model.input_normalisation": "standardize"},
 }
@@ -219,10 +222,20 @@ def cross_validation_report() -> str:
         s = summary["statistics"].get(metric)
         return "-" if s is None else f"{s['mean']:.3f} +- {s['sd']:.3f}"
 
+    def fold_aucs(summary: dict) -> list[float]:
+        return [summary["per_fold"][fold]["test_auc"] for fold in sorted(summary["per_fold"])]
+
+    records = [json.loads(path.read_text()) for path in sorted((OUT / "cv").glob("*.json"))]
+    baseline = next((r for r in records if r["config"] == "cpu"), None)
     rows = []
-    for path in sorted((OUT / "cv").glob("*.json")):
-        record = json.loads(path.read_text())
+    for record in records:
         summary, ensemble = record["summary"], record["ensemble"]
+        # The same folds and seeds as the baseline: the per-fold difference is paired.
+        paired = (
+            np.subtract(fold_aucs(summary), fold_aucs(baseline["summary"]))
+            if baseline is not None and record is not baseline
+            else None
+        )
         test = ensemble["test"]
         fixed, tuned = test["at_fixed_threshold"], test["at_validation_threshold"] or {}
         y = np.asarray(record["ensemble_predictions"]["y_true"], int)
@@ -236,6 +249,11 @@ def cross_validation_report() -> str:
                 "folds: balanced acc": spread(summary, "test_balanced_accuracy"),
                 "folds: specificity": spread(summary, "test_specificity"),
                 "folds: tuned acc": spread(summary, "test_tuned_accuracy"),
+                "folds: AUC - cpu's, paired [min, max]": (
+                    "-"
+                    if paired is None
+                    else f"{paired.mean():+.3f} [{paired.min():+.3f}, {paired.max():+.3f}]"
+                ),
                 "pooled OOF AUC": round(summary["pooled_out_of_fold"]["auc"], 3),
                 "ensemble: test acc [95% CI]": f"{fixed['accuracy']:.3f} [{low:.3f}, {high:.3f}]",
                 "ensemble: spec": round(fixed["specificity"], 3),
