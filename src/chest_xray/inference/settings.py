@@ -121,37 +121,12 @@ def settings_from_evaluation(
     model decides as the report's ``at_validation_threshold`` row says); the prior
     shift and validation AUC as the report recorded them.
     """
-    if report.get("task") == "multiclass":
-        return InferenceSettings(
-            task="multiclass",
-            classes=tuple(report["classes"]),
-            image_size=preprocessing.image_size,
-            resize_mode=preprocessing.resize_mode,
-            jpeg_draft=preprocessing.jpeg_draft,
-            contrast=preprocessing.contrast,
-            border_crop=preprocessing.border_crop,
-            threshold=None,
-            threshold_source="argmax",
-            validation_auc=report.get("validation", {}).get("auc"),
-            tta=evaluation.tta,
-        )
-    tuned = report["test"].get("at_validation_threshold")
-    threshold, source = evaluation.threshold, "evaluation.threshold"
-    if evaluation.model_threshold == "validation":
-        if tuned and tuned.get("threshold") is not None and 0.0 < tuned["threshold"] < 1.0:
-            threshold, source = float(tuned["threshold"]), f"{tuned['strategy']} on validation"
-        else:
-            logger.warning(
-                "evaluation.model_threshold is 'validation', but no threshold was chosen on "
-                "validation (validation_threshold: %s): the model is packaged with the fixed "
-                "threshold %s",
-                evaluation.validation_threshold,
-                evaluation.threshold,
-            )
-            source = "evaluation.threshold (none chosen on validation)"
-    shift = report.get("prior_shift")
+    multiclass = report.get("task") == "multiclass"
+    threshold, source = (None, "argmax") if multiclass else _packaged_threshold(report, evaluation)
+    shift = None if multiclass else report.get("prior_shift")
     return InferenceSettings(
-        classes=evaluation.classes,
+        task="multiclass" if multiclass else "binary",
+        classes=tuple(report["classes"]) if multiclass else evaluation.classes,
         image_size=preprocessing.image_size,
         resize_mode=preprocessing.resize_mode,
         jpeg_draft=preprocessing.jpeg_draft,
@@ -163,3 +138,20 @@ def settings_from_evaluation(
         validation_auc=report.get("validation", {}).get("auc"),
         tta=evaluation.tta,
     )
+
+
+def _packaged_threshold(report: dict[str, Any], evaluation: EvaluationParams) -> tuple[float, str]:
+    """A binary model's threshold per ``evaluation.model_threshold``, and where it came from."""
+    tuned = report["test"].get("at_validation_threshold")
+    if evaluation.model_threshold != "validation":
+        return evaluation.threshold, "evaluation.threshold"
+    if tuned and tuned.get("threshold") is not None and 0.0 < tuned["threshold"] < 1.0:
+        return float(tuned["threshold"]), f"{tuned['strategy']} on validation"
+    logger.warning(
+        "evaluation.model_threshold is 'validation', but no threshold was chosen on "
+        "validation (validation_threshold: %s): the model is packaged with the fixed "
+        "threshold %s",
+        evaluation.validation_threshold,
+        evaluation.threshold,
+    )
+    return evaluation.threshold, "evaluation.threshold (none chosen on validation)"
