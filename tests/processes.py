@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,6 +55,28 @@ def stop(
 
 def tail(log: Path, chars: int = 4000) -> str:
     return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
+
+
+def start_logged(
+    command: list[str],
+    log: Path,
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    **popen: Any,
+) -> subprocess.Popen:
+    """Start ``command`` in a process group of its own (``stop`` signals the group), its
+    output and errors to ``log``; ``popen``: further ``subprocess.Popen`` arguments."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **popen,
+        )
 
 
 def run_logged(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.processes import free_port, stop, wait_until
+from tests.processes import free_port, start_logged, stop, wait_until
 
 SERVER_PROGRAMS = ("initdb", "postgres", "pg_isready", "psql", "createdb")
 INSTALL_HINT = "bash scripts/install-postgresql.sh (Debian: apt-get install postgresql)"
@@ -103,15 +103,7 @@ def postgres_cluster(bin_dir: Path) -> Iterator[Cluster]:
             *("-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}"),
             *("-c", "fsync=off"),  # a throw-away cluster; never on a real server
         ]
-        with log.open("w") as out:
-            process = subprocess.Popen(
-                command,
-                cwd=root,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                **owner,
-            )
+        process = start_logged(command, log, cwd=root, **owner)
         try:
             cluster = Cluster(bin_dir, root, port, log)
             wait_until(cluster.ready, process, "postgres", log)

@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from chest_xray.tools.demo_data import DemoDatasetFacts
 from tests.conftest import RunKedro
-from tests.processes import free_port, stop, tail
+from tests.processes import free_port, start_logged, stop, tail
 
 pytestmark = [
     pytest.mark.slow,
@@ -76,15 +76,7 @@ def start_worker(project: Path, index: int, cluster: dict[str, list[str]], log: 
         "--pipelines=training",
         f"--params=training.distribution=multi_worker,training.epochs={EPOCHS}",
     ]
-    with log.open("w") as out:
-        return subprocess.Popen(
-            command,
-            cwd=project,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return start_logged(command, log, cwd=project, env=env)
 
 
 def test_two_workers_train_one_model_saved_and_tracked_by_the_chief(

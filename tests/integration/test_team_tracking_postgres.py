@@ -11,7 +11,6 @@ PostgreSQL's tables. Installs happen in scripts/install-postgresql.sh and .ci/ru
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -25,7 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from chest_xray.tools.demo_data import DemoDatasetFacts
 from tests.integration.postgres import INSTALL_HINT, Cluster, postgres_cluster, server_bin_dir
-from tests.processes import free_port, run_logged, stop, wait_until
+from tests.processes import free_port, run_logged, start_logged, stop, wait_until
 from tests.tracking.support import artifact_paths, experiment_runs, new_project
 
 try:  # SQLAlchemy 2.1 reads postgresql:// as psycopg (3), not psycopg2
@@ -84,10 +83,7 @@ def team_server(tmp_path: Path) -> Iterator[TeamServer]:
             *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        with log.open("w") as out:
-            process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+        process = start_logged(command, log, env=env)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_until(lambda: _healthy(url), process, "mlflow server", log)

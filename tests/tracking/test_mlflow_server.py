@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 
 from chest_xray.inference.packaging import load_classifier
 from chest_xray.tools.demo_data import DemoDatasetFacts
-from tests.processes import stop
+from tests.processes import start_logged, stop
 from tests.tracking.conftest import TRAINING
 from tests.tracking.support import (
     artifact_paths,
@@ -76,10 +76,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[Server]:
         *("--artifacts-destination", str(root / "artifacts")),
         *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
     ]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+    process = start_logged(command, log, env=env)
     try:
         yield Server(f"http://127.0.0.1:{port}", process, log, root / "artifacts")
     finally:
