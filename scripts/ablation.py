@@ -98,6 +98,25 @@ CONFIGS: dict[str, dict[str, object]] = {
     | {"training.class_weight": "balanced", "training.model.input_normalisation": "standardize"},
 }
 
+# The ranking screening (issue #21), 2026-12-06: every lever on top of frozen candidate B
+# (conf/cpu + per-image standardisation), 3 seeds each (--seeds 42 7 13).
+STANDARDIZE = {"training.model.input_normalisation": "standardize"}
+ADAMW_COSINE = {
+    "training.optimizer.name": "adamw",
+    "training.optimizer.schedule": "cosine",
+    "training.optimizer.warmup_epochs": 1,
+    "training.optimizer.learning_rate": 3e-4,
+}
+CONFIGS |= {
+    "std": STANDARDIZE,
+    "std_adamw_cosine": STANDARDIZE | ADAMW_COSINE,
+    "std_ema": STANDARDIZE
+    | {"training.optimizer.ema": True, "training.optimizer.ema_momentum": 0.995},
+    "std_bn": STANDARDIZE | {"training.model.batch_norm": True},
+    "std_e30": STANDARDIZE | {"training.epochs": 30},
+    "std_224": STANDARDIZE | {"preprocessing.image_size": 224},
+}
+
 
 # The cross-validation screening's scale (--cross-validation): about 9 minutes a config on
 # 2 AVX-512 cores, against 18-20 for one 150 px, 15-epoch run.

@@ -178,6 +178,11 @@ class OptimizerParams(_Params):
     # ``warmup_epochs`` of linear warm-up from 0; ``constant`` takes no warm-up.
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_epochs: int = Field(0, ge=0)
+    # Weight averaging: Keras keeps an exponential moving average of the weights
+    # (``use_ema``) and writes it into the model when training ends, so the model that
+    # is evaluated and packaged is the average of the last ~1 / (1 - momentum) updates.
+    ema: bool = False
+    ema_momentum: float = Field(0.99, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _settings_that_would_be_ignored(self) -> OptimizerParams:

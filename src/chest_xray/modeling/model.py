@@ -178,6 +178,8 @@ def compile_model(
     }
     if optimizer.weight_decay is not None:  # unset: the optimiser's own default
         settings["weight_decay"] = optimizer.weight_decay
+    if optimizer.ema:  # overwritten into the model by fit's end (finalize_variable_values)
+        settings |= {"use_ema": True, "ema_momentum": optimizer.ema_momentum}
     if model.outputs[0].shape[-1] == 1:
         loss: keras.losses.Loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
         accuracy: keras.metrics.Metric = keras.metrics.BinaryAccuracy(name="accuracy")
