@@ -261,3 +261,32 @@ def test_intensity_augmentation_is_left_out_of_the_saved_model(tmp_path: Path) -
     loaded = keras.saving.load_model(tmp_path / "model.h5", compile=False)
     assert {type(layer).__module__.split(".")[0] for layer in loaded.layers} == {"keras"}
     np.testing.assert_allclose(np.asarray(loaded(images)), expected, rtol=1e-6)
+
+
+def test_ema_leaves_the_moving_average_of_the_weights_in_the_model() -> None:
+    """With ``ema`` the trained model holds the average, not the last update's weights.
+
+    A momentum of 0.999 over a few large steps keeps the average nearer the starting
+    weights, while the same training without it moves them far: the model fit returns
+    must be the averaged one (Keras' finalize_variable_values at the end of fit).
+    """
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(32, 16, 16, 1)).astype("float32")
+    labels = rng.integers(0, 2, size=32)
+
+    def drift(optimizer: OptimizerParams) -> float:
+        keras.utils.set_random_seed(3)
+        model = build_model((16, 16, 1), TINY)
+        start = [w.numpy().copy() for w in model.trainable_weights]
+        compile_model(model, optimizer)
+        model.fit(images, labels, batch_size=8, epochs=2, verbose=0)
+        return sum(
+            float(np.abs(w.numpy() - s).sum())
+            for w, s in zip(model.trainable_weights, start, strict=True)
+        )
+
+    plain = drift(OptimizerParams(learning_rate=1e-2))
+    averaged = drift(OptimizerParams(learning_rate=1e-2, ema=True, ema_momentum=0.999))
+    assert averaged < 0.5 * plain  # without the average: the same drift (ratio 1)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        OptimizerParams(ema=True, ema_momentum=1.0)
