@@ -12,10 +12,9 @@ from pydicom.dataset import Dataset
 
 from chest_xray.data import dicom
 from chest_xray.data.dicom import decode_dicom, is_dicom, read_dicom
+from chest_xray.data.image_errors import UnreadableImageError, UnsupportedImageError
 from chest_xray.data.imaging import (
     OutputSettings,
-    UnreadableImageError,
-    UnsupportedImageError,
     decode,
     prepare,
     preprocess,

@@ -43,7 +43,7 @@ from pydicom.pixels import (
 )
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGExtended12Bit
 
-from chest_xray.data.imaging import UnreadableImageError, UnsupportedImageError
+from chest_xray.data.image_errors import UnreadableImageError, UnsupportedImageError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 

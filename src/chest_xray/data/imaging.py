@@ -17,6 +17,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+# Also read from here by the callers that read images through this module.
+from chest_xray.data.image_errors import UnreadableImageError
+
 ResizeMode = Literal["stretch", "pad"]
 # Contrast normalisation after the resize: none (the write-up), global histogram
 # equalisation (Pillow) or CLAHE (scikit-image's equalize_adapthist).
@@ -28,24 +31,6 @@ _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 # Recorded with every preprocessed image: bump it when a change here alters the
 # pixels of ``preprocess``, so an incremental run redoes every image.
 OUTPUT_VERSION = 1
-
-
-class UnreadableImageError(ValueError):
-    """The bytes of ``name`` are not a decodable image (truncated, empty, not an image...)."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.name = name
-        self.reason = reason
-
-
-class UnsupportedImageError(UnreadableImageError):
-    """``name`` is a well-formed file of a known format that this project cannot use
-    (a multi-frame or non-image DICOM, a compression no installed decoder handles...).
-
-    A subclass, so whoever counts unreadable files as skips counts these too, while
-    a caller that cares can tell "fix the file" from "convert the file".
-    """
 
 
 @dataclass(frozen=True)
