@@ -5,8 +5,8 @@ import os
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from chest_xray.distributed_hooks import MultiWorkerHooks
 from chest_xray.hooks import CrossValidationHooks, RuntimeParamsHooks
+from chest_xray.pipelines.training.hooks import MultiWorkerHooks
 from chest_xray.tracking.content import RunContentHooks
 from chest_xray.tracking.lifecycle import RunLifecycleHooks
 

@@ -16,7 +16,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow", reason="the multi-worker strategy is TensorFlow's")
 
-from chest_xray.distributed import TF_CONFIG  # noqa: E402 - after the skip
+from chest_xray.modeling.distributed import TF_CONFIG  # noqa: E402 - after the skip
 from chest_xray.modeling.trainer import (  # noqa: E402
     CHECKPOINT_FINGERPRINT,
     _agree_on_resume,

@@ -21,13 +21,13 @@ import keras
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from chest_xray.distributed import (
+from chest_xray.modeling.augmentation import build_augmentation
+from chest_xray.modeling.batches import ImageBatches
+from chest_xray.modeling.distributed import (
     multi_worker_strategy,
     require_tensorflow_backend,
     worker_role,
 )
-from chest_xray.modeling.augmentation import build_augmentation
-from chest_xray.modeling.batches import ImageBatches
 from chest_xray.modeling.model import build_model, compile_model, without_augmentation
 from chest_xray.params import ClassWeight, TrainingParams
 
@@ -303,7 +303,7 @@ def _distribution_scope(distribution: str, log: logging.Logger) -> Iterator[Any]
 
     ``mirrored``: all local GPUs (a warning and the default device off TensorFlow).
     ``multi_worker``: ``MultiWorkerMirroredStrategy`` over the cluster in TF_CONFIG,
-    TensorFlow only (``chest_xray.distributed``). Each global batch of ``batch_size``
+    TensorFlow only (``chest_xray.modeling.distributed``). Each global batch of ``batch_size``
     images is split between the workers (``batch_size / n_workers`` each, the remainder
     to the first ones); their gradients are summed after each worker's loss is scaled
     by ``1 / n_workers``, so one step makes the update one process would make on the

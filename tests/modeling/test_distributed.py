@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chest_xray.distributed import (
+from chest_xray.modeling.distributed import (
     TF_CONFIG,
     WorkerConfigError,
     WorkerRole,

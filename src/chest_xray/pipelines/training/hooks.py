@@ -1,7 +1,7 @@
 """The Kedro side of multi-worker training: only the chief saves and tracks.
 
 With ``training.distribution: multi_worker`` every worker runs the same
-``kedro run --pipelines=training``; ``chest_xray.distributed`` says from TF_CONFIG
+``kedro run --pipelines=training``; ``chest_xray.modeling.distributed`` says from TF_CONFIG
 which one is the chief. ``MultiWorkerHooks`` then, on every worker:
 
 - logs the process's role as the session starts;
@@ -32,7 +32,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol, MemoryDataset
 from kedro.pipeline import Pipeline
 
-from chest_xray.distributed import (
+from chest_xray.modeling.distributed import (
     WorkerRole,
     multi_worker_strategy,
     require_tensorflow_backend,
