@@ -97,3 +97,20 @@ def test_mismatched_lengths_and_labels_are_refused() -> None:
         binary_calibration([0, 1, 1], [0.2, 0.4])
     with pytest.raises(ValueError, match="labels 0 and 1"):
         binary_calibration([0, 2], [0.2, 0.4])
+
+
+def test_the_reliability_diagram_draws_both_curves_with_their_ece() -> None:
+    from chest_xray.evaluation.plots import reliability_diagram_figure
+
+    y, p = _calibrated_sample(n=2000)
+    overconfident = expit(3.0 * logit(p))
+    section = calibration_section(y[:1000], overconfident[:1000], y[1000:], overconfident[1000:])
+    fig = reliability_diagram_figure(section)
+    top, bottom = fig.axes
+    labels = [line.get_label() for line in top.get_lines()]
+    assert labels[0] == "perfect calibration"
+    assert labels[1] == f"model (ECE {section['test']['ece']:.3f})"
+    assert labels[2].startswith(f"temperature {section['temperature']:.2f} (ECE ")
+    assert sum(patch.get_height() for patch in bottom.patches) == 1000  # every test image
+    empty = reliability_diagram_figure({"test": {"n": 0}})
+    assert [t.get_text() for ax in empty.axes for t in ax.texts] == ["No test predictions to draw"]

@@ -194,3 +194,16 @@ def calibration_section(
         section["validation"] = summarise(y_val, p_val)
         section["validation_calibrated"] = summarise(y_val, scale(p_val, temperature))
     return section
+
+
+def flat_calibration(section: dict[str, Any] | None) -> dict[str, float]:
+    """``test_ece``, ``test_brier``, ... (and ``*_calibrated_*``) for a metrics logger."""
+    if not section:
+        return {}
+    flat = {"calibration_temperature": float(section["temperature"])}
+    for split in ("test", "test_calibrated", "validation", "validation_calibrated"):
+        for key in ("ece", "brier", "log_loss"):
+            value = section.get(split, {}).get(key)
+            if value is not None:
+                flat[f"{split}_{key}"] = float(value)
+    return flat

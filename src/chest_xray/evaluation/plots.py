@@ -291,3 +291,52 @@ def prediction_gallery_figure(
     for ax in grid[n:]:
         ax.remove()
     return fig
+
+
+# ---------------------------------------------------------------------- reliability
+
+
+def reliability_diagram_figure(calibration: Mapping[str, object]) -> Figure:
+    """Reliability diagram of the test split, before and after the fitted temperature.
+
+    ``calibration`` is the report's ``calibration`` section
+    (``chest_xray.evaluation.calibration.calibration_section``). Each point is a bin of
+    the predicted probability at (mean probability, observed rate); on the diagonal a
+    probability means what it says. The lower panel counts the bins' images, since a
+    point made of five images says little.
+    """
+    test = calibration.get("test")
+    if not isinstance(test, Mapping) or not test.get("n"):
+        return message_figure("Reliability diagram", "No test predictions to draw")
+    fig = new_figure(5.5, 6.5)
+    top, bottom = fig.subplots(2, 1, height_ratios=(3, 1), sharex=True)
+    top.plot([0, 1], [0, 1], linestyle="--", color=MUTED_COLOUR, label="perfect calibration")
+    after = calibration.get("test_calibrated")
+    temperature = calibration.get("temperature")
+    for name, section, colour, marker in (
+        ("model", test, TRAIN_COLOUR, "o"),
+        (f"temperature {temperature:.2f}", after, VAL_COLOUR, "s"),
+    ):
+        if not isinstance(section, Mapping) or "reliability" not in section:
+            continue
+        curve = section["reliability"]
+        label = f"{name} (ECE {section['ece']:.3f})"
+        top.plot(
+            curve["mean_probability"],
+            curve["observed_rate"],
+            marker=marker,
+            color=colour,
+            label=label,
+        )
+    curve = test["reliability"]
+    bottom.bar(curve["mean_probability"], curve["count"], width=0.06, color=TRAIN_COLOUR)
+    top.set_xlim(0.0, 1.0)
+    top.set_ylim(0.0, 1.02)
+    top.set_ylabel("Observed rate of the class")
+    top.set_title(f"Reliability, test split (n={test['n']}; {test['binning']})", fontsize=9)
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.set_xlabel("Mean predicted probability of the bin")
+    bottom.set_ylabel("Images")
+    bottom.grid(alpha=0.3)
+    return fig

@@ -76,14 +76,19 @@ def history_metrics(history: dict[str, list[float]]) -> list[Metric]:
 
 
 def evaluation_report_metrics(report: dict[str, Any]) -> list[Metric]:
-    """The evaluation report's figures, one value each (``flat_metrics`` names them)."""
+    """The evaluation report's figures, one value each (``flat_metrics`` names them).
+
+    With the calibration figures (``test_ece``, ``test_brier``, ...) when the report has
+    them, so runs compare on calibration as on accuracy.
+    """
+    from chest_xray.evaluation.calibration import flat_calibration
     from chest_xray.evaluation.metrics import flat_metrics
 
     now = int(time.time() * 1000)
-    return [
-        Metric(key=key, value=value, timestamp=now, step=0)
-        for key, value in flat_metrics(report).items()
-    ]
+    flat = flat_metrics(report)
+    if "skipped" not in report:
+        flat |= flat_calibration(report.get("calibration"))
+    return [Metric(key=key, value=value, timestamp=now, step=0) for key, value in flat.items()]
 
 
 def resumed_after(history: dict[str, list[float]]) -> int:

@@ -110,3 +110,16 @@ def test_evaluate_shifts_from_the_train_split_only_when_asked(
     # 0.6 is called positive as given, not once 0.5 means 0.75 before the shift.
     called = report["test"]["at_fixed_threshold"]["confusion_matrix"]["tp"]
     assert called == (2 if target is None else 1)
+
+
+def test_evaluate_reports_calibration_fitted_on_validation() -> None:
+    validation = _predictions([0, 0, 1, 1], [0.01, 0.6, 0.4, 0.99])
+    test = _predictions([0, 1, 1], [0.3, 0.6, 0.8])
+
+    report = evaluate(validation, test, _manifest(), TrainingParams(), EvaluationParams())
+
+    calibration = report["calibration"]
+    assert calibration["test"]["n"] == 3
+    assert calibration["validation"]["n"] == 4
+    assert calibration["temperature"] > 1.0  # confident and wrong twice on validation: warmer
+    assert set(calibration["test"]) >= {"ece", "brier", "log_loss", "reliability", "binning"}

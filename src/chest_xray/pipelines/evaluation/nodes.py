@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from chest_xray.data.partitions import PartitionLoaders
+from chest_xray.evaluation.calibration import calibration_section
 from chest_xray.evaluation.gradcam import gradcam, gradcam_gallery_figure
 from chest_xray.evaluation.metrics import (
     evaluation_report,
@@ -24,6 +25,7 @@ from chest_xray.evaluation.plots import (
     gallery_title,
     one_vs_rest_roc_figure,
     prediction_gallery_figure,
+    reliability_diagram_figure,
     roc_curve_figure,
 )
 from chest_xray.inference.packaging import ServableModel
@@ -117,6 +119,11 @@ def _check_outputs(probability: np.ndarray, classes: Sequence[str]) -> None:
         )
 
 
+def report_labels(predictions: pd.DataFrame) -> np.ndarray:
+    """The ``y_true`` column as integers (the labels every report is computed on)."""
+    return predictions["y_true"].to_numpy(int)
+
+
 def training_prevalence(split_manifest: pd.DataFrame, params: TrainingParams) -> float | None:
     """The share of the positive class the model was trained on, for the prior shift.
 
@@ -169,6 +176,12 @@ def evaluate(
             else training_prevalence(split_manifest, training)
         ),
     )
+    report["calibration"] = calibration_section(
+        report_labels(test_predictions),
+        test_predictions["probability"].to_numpy(float),
+        report_labels(validation_predictions),
+        validation_predictions["probability"].to_numpy(float),
+    )
     fixed = report["test"]["at_fixed_threshold"]
     logger.info(
         "Test (n=%d): accuracy %.4f, sensitivity %.4f, specificity %.4f, AUC %s",
@@ -203,6 +216,13 @@ def _evaluate_multiclass(
         validation_predictions.reindex(columns=columns).to_numpy(float),
         classes,
         params.bootstrap,
+    )
+    report["calibration"] = calibration_section(
+        report_labels(test_predictions),
+        test_predictions[columns].to_numpy(float),
+        report_labels(validation_predictions),
+        validation_predictions.reindex(columns=columns).to_numpy(float),
+        multiclass=True,
     )
     test = report["test"]
     logger.info(
@@ -256,6 +276,11 @@ def plot_evaluation(
         operating_points=points,
     )
     return confusion, roc
+
+
+def plot_reliability_diagram(test_metrics: dict[str, Any]) -> Figure:
+    """The test split's reliability diagram, before and after the validation temperature."""
+    return reliability_diagram_figure(test_metrics.get("calibration") or {})
 
 
 def plot_prediction_gallery(
