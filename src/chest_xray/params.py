@@ -342,6 +342,11 @@ class EvaluationParams(_Params):
     # image (``flip``), and 4% shifts of both (``flip_shift``); validation, test and the
     # packaged model alike. ``none``: one pass (the write-up).
     tta: Literal["none", "flip", "flip_shift"] = "none"
+    # What the packaged model returns: ``temperature`` = probabilities calibrated by the
+    # temperature the report fitted on validation (its ``calibration`` section; same
+    # labels, the threshold carried over to calibrated units), ``none`` = as the network
+    # gives them. The report measures calibration either way.
+    calibration: Literal["temperature", "none"] = "temperature"
     gallery: GalleryParams = GalleryParams()
     bootstrap: BootstrapParams = BootstrapParams()
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from chest_xray.data.imaging import UnreadableImageError, prepare
+from chest_xray.evaluation.calibration import apply_temperature, apply_temperature_multiclass
 from chest_xray.evaluation.metrics import prior_shift
 from chest_xray.inference.settings import InferenceSettings
 from chest_xray.modeling.tta import tta_probabilities
@@ -55,8 +56,9 @@ class Classifier:
         return self.settings.task == "multiclass"
 
     def probabilities(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-        """P(positive) for (N, H, W, 1) pixels, shifted to the target prevalence if packaged
-        so; a multiclass model's probability of each class, (N, K)."""
+        """P(positive) for (N, H, W, 1) pixels, calibrated by the packaged temperature and
+        shifted to the target prevalence if packaged so; a multiclass model's probability
+        of each class, (N, K)."""
         if len(images) == 0:
             return np.zeros((0, len(self.settings.classes)) if self.multiclass else 0)
         expected = (*self.settings.image_size, 1)
@@ -68,6 +70,9 @@ class Classifier:
                 f"the network outputs {prob.shape[1:]} per image, but the package names "
                 f"{len(self.settings.classes)} classes {list(self.settings.classes)}"
             )
+        if self.settings.temperature != 1.0:
+            scale = apply_temperature_multiclass if self.multiclass else apply_temperature
+            prob = scale(prob, self.settings.temperature)
         if self.settings.prior_shift is not None:
             prob = prior_shift(prob, *self.settings.prior_shift)
         return prob

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from chest_xray.data.imaging import OutputSettings
+from chest_xray.evaluation.calibration import apply_temperature
+from chest_xray.evaluation.metrics import prior_shift
 
 if TYPE_CHECKING:
     from chest_xray.params import EvaluationParams, PreprocessingParams
@@ -57,6 +59,10 @@ class InferenceSettings(BaseModel):
     prior_shift: tuple[float, float] | None = None
     validation_auc: float | None = None  # decides the registry's champion alias
     tta: Literal["none", "flip", "flip_shift"] = "none"  # evaluation.tta
+    # Probabilities are calibrated (the network's logits divided by this, fitted on
+    # validation: evaluation.calibration) before the prior shift and the threshold, which
+    # is in calibrated units; 1 = the network's own probabilities (packages made before).
+    temperature: float = Field(1.0, gt=0.0)
     max_image_bytes: PositiveInt = DEFAULT_MAX_IMAGE_BYTES
 
     @model_validator(mode="after")
@@ -124,6 +130,11 @@ def settings_from_evaluation(
     multiclass = report.get("task") == "multiclass"
     threshold, source = (None, "argmax") if multiclass else _packaged_threshold(report, evaluation)
     shift = None if multiclass else report.get("prior_shift")
+    shift_pair = None if shift is None else (shift["from"], shift["to"])
+    temperature = _packaged_temperature(report, evaluation)
+    if threshold is not None and temperature != 1.0:
+        threshold = calibrated_threshold(threshold, temperature, shift_pair)
+        source = f"{source}, in calibrated units"
     return InferenceSettings(
         task="multiclass" if multiclass else "binary",
         classes=tuple(report["classes"]) if multiclass else evaluation.classes,
@@ -134,10 +145,33 @@ def settings_from_evaluation(
         border_crop=preprocessing.border_crop,
         threshold=threshold,
         threshold_source=source,
-        prior_shift=None if shift is None else (shift["from"], shift["to"]),
+        prior_shift=shift_pair,
         validation_auc=report.get("validation", {}).get("auc"),
         tta=evaluation.tta,
+        temperature=temperature,
     )
+
+
+def _packaged_temperature(report: dict[str, Any], evaluation: EvaluationParams) -> float:
+    """The report's validation-fitted temperature, or 1 (``calibration: none``, or none fitted)."""
+    if evaluation.calibration == "none":
+        return 1.0
+    return float((report.get("calibration") or {}).get("temperature", 1.0))
+
+
+def calibrated_threshold(
+    threshold: float, temperature: float, shift: tuple[float, float] | None
+) -> float:
+    """The threshold that makes the same decisions on calibrated probabilities.
+
+    The report chose ``threshold`` on the network's probabilities (after the prior shift,
+    if any); the package applies temperature, then shift, then threshold. Undo the
+    shift, calibrate, redo the shift: every map is strictly increasing, so an image is
+    called positive exactly when it was before.
+    """
+    raw = threshold if shift is None else float(prior_shift([threshold], shift[1], shift[0])[0])
+    calibrated = float(apply_temperature(raw, temperature))
+    return calibrated if shift is None else float(prior_shift([calibrated], *shift)[0])
 
 
 def _packaged_threshold(report: dict[str, Any], evaluation: EvaluationParams) -> tuple[float, str]:
