@@ -42,7 +42,10 @@ def test_the_writeup_environment_is_the_write_ups_recipe() -> None:
     training = typed.TrainingParams.model_validate(values["training"])
     assert training.epochs == 60 and training.batch_size == 32
     assert training.optimizer.name == "adam" and training.optimizer.learning_rate == 1e-4
+    assert training.optimizer.schedule == "constant" and not training.optimizer.ema
     assert training.model.conv_filters == [32, 64, 128, 128] and training.model.head == "flatten"
+    assert training.model.input_normalisation == "none" and not training.model.batch_norm
+    assert training.mixed_precision == "none"
     augmentation = training.augmentation
     assert (augmentation.rotation_degrees, augmentation.zoom, augmentation.shear) == (40, 0.2, 0.2)
     assert not training.early_stopping.enabled and training.class_weight == "none"
@@ -53,6 +56,25 @@ def test_the_writeup_environment_is_the_write_ups_recipe() -> None:
     assert preprocessing.contrast == "none"
     evaluation = typed.EvaluationParams.model_validate(values["evaluation"])
     assert evaluation.threshold == 0.5 and evaluation.model_threshold == "fixed"
+
+
+@pytest.mark.parametrize(("env", "epochs", "size"), [("local", 60, 300), ("cpu", 15, 150)])
+def test_the_defaults_are_the_screened_recipe(env: str, epochs: int, size: int) -> None:
+    """conf/base and conf/cpu: the write-up's VGG with the levers the screening kept
+    (docs/model_quality.md): per-image standardisation, AdamW with a cosine schedule."""
+    values = parameters(env)
+    training = typed.TrainingParams.model_validate(values["training"])
+    assert training.model.input_normalisation == "standardize"
+    assert not training.model.batch_norm and training.model.head == "flatten"
+    optimizer = training.optimizer
+    assert (optimizer.name, optimizer.schedule, optimizer.learning_rate) == (
+        "adamw",
+        "cosine",
+        3e-4,
+    )
+    assert optimizer.warmup_epochs == 1 and training.epochs == epochs
+    preprocessing = typed.PreprocessingParams.model_validate(values["preprocessing"])
+    assert preprocessing.image_size == (size, size)
 
 
 def test_every_parameter_group_is_checked_here() -> None:
