@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 from chest_xray.data.imaging import OutputSettings
 
 if TYPE_CHECKING:
-    from chest_xray.params import EvaluationParams, PreprocessingParams
+    from chest_xray.data.params import PreprocessingParams
+    from chest_xray.evaluation.params import EvaluationParams
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import keras
 
-from chest_xray.params import TrainingParams
+from chest_xray.modeling.params import TrainingParams
 
 
 def training_callbacks(

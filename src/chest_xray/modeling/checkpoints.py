@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from chest_xray.modeling.distributed import worker_role
-from chest_xray.params import TrainingParams
+from chest_xray.modeling.params import TrainingParams
 
 # What a checkpoint was made from, written beside it: resume only when it matches.
 CHECKPOINT_FINGERPRINT = "chest_xray_fingerprint.json"

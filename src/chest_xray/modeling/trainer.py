@@ -28,7 +28,7 @@ from chest_xray.modeling.distributed import (
     worker_role,
 )
 from chest_xray.modeling.model import build_model, compile_model, without_augmentation
-from chest_xray.params import ClassWeight, TrainingParams
+from chest_xray.modeling.params import ClassWeight, TrainingParams
 
 HISTORY_KEYS: tuple[str, ...] = ("loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc")
 
