@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
+from chest_xray.data.files import require_local
 from chest_xray.data.metadata import Task, task_classes
 from chest_xray.data.params import StrictParams
-from chest_xray.files import require_local
 
 # Shared with the code that takes these values outside the parameters
 # (modeling.augmentation.RandomAffine, modeling.trainer, benchmarks/bench_memory.py): one
