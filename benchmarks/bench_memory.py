@@ -146,9 +146,9 @@ def child(
                 marks["hwm_after_train_steps"] = _vm("VmHWM")
                 self.model.stop_training = True
 
-    original = trainer._callbacks
+    original = trainer.training_callbacks
     # The node has no steps_per_epoch: add a stopping callback to its own list.
-    trainer._callbacks = lambda *args: [*original(*args), StopAfter()]
+    trainer.training_callbacks = lambda *args: [*original(*args), StopAfter()]
 
     images = PartitionedDataset(
         path=str(workdir / "images"),

@@ -12,7 +12,7 @@ from kedro.io import DatasetError
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset
 
-from chest_xray import files
+from chest_xray.data import files
 from chest_xray.datasets import AtomicCSVDataset, AtomicJSONDataset
 
 TABLE = pd.DataFrame({"image_id": ["train/a", "test/é"], "probability": [0.25, 0.5]})

@@ -24,7 +24,6 @@ from chest_xray.datasets import (
     ImageFileDataset,
     ServableModelDataset,
 )
-from chest_xray.files import is_local, require_local
 
 TABLE = pd.DataFrame({"image_id": ["train/a", "test/b"], "probability": [0.25, 0.5]})
 
@@ -36,14 +35,6 @@ def memory() -> Iterator[fsspec.AbstractFileSystem]:
     yield fs
     if fs.exists("/bucket"):
         fs.rm("/bucket", recursive=True)
-
-
-def test_urls_are_told_from_local_paths() -> None:
-    assert all(map(is_local, ["data", "/mnt/x", "file:///mnt/x", "data/a:b"]))
-    assert not any(map(is_local, ["s3://b/k", "gs://b/k", "abfs://c/k", "memory://x"]))
-    assert require_local("data/x", "x", "why") == "data/x"
-    with pytest.raises(ValueError, match=r"training\.checkpoint_dir must be a folder on this "):
-        require_local("s3://b/ck", "training.checkpoint_dir", "scratch state")
 
 
 def test_tables_and_images_are_stored_whole_as_objects(memory: fsspec.AbstractFileSystem) -> None:

@@ -10,6 +10,7 @@ import pytest
 from matplotlib.colors import to_hex
 from PIL import Image
 
+from chest_xray.data.figures import WRONG_COLOUR
 from chest_xray.evaluation.gradcam import (
     gradcam,
     gradcam_gallery_figure,
@@ -19,7 +20,6 @@ from chest_xray.evaluation.gradcam import (
     overlay_png,
     suited_method,
 )
-from chest_xray.figures import WRONG_COLOUR
 from chest_xray.modeling.augmentation import build_augmentation
 from chest_xray.modeling.model import build_model, compile_model, without_augmentation
 from chest_xray.params import AugmentationParams, ModelParams, OptimizerParams

@@ -10,6 +10,7 @@ import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from chest_xray.data.figures import RIGHT_COLOUR, WRONG_COLOUR
 from chest_xray.data.summary import dataset_summary_figure
 from chest_xray.evaluation.plots import (
     confusion_matrix_figure,
@@ -17,7 +18,6 @@ from chest_xray.evaluation.plots import (
     roc_curve_figure,
     training_curves_figure,
 )
-from chest_xray.figures import RIGHT_COLOUR, WRONG_COLOUR
 from tests.data.test_summary import summary_table
 
 CLASSES = ("NORMAL", "PNEUMONIA")

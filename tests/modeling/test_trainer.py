@@ -17,6 +17,7 @@ from chest_xray.modeling.trainer import (
     set_seeds,
     train_classifier,
     updates_per_epoch,
+    weights_digest,
 )
 from chest_xray.params import (
     AugmentationParams,
@@ -360,3 +361,12 @@ def test_a_checkpoint_of_other_data_or_parameters_is_set_aside_not_resumed(
     assert f"its {change} differ" in caplog.text
     (aside,) = tmp_path.glob("backup.stale-*")
     assert json.loads((aside / "training_metadata.json").read_text())["epoch"] == 2
+
+
+def test_the_weights_digest_follows_every_weight() -> None:
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    first = weights_digest(model)
+    assert weights_digest(model) == first
+    kernel, bias = model.get_weights()
+    model.set_weights([kernel, bias + 1e-6])
+    assert weights_digest(model) != first

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from mlflow.entities import Metric
 
-from chest_xray.modeling.trainer import EpochLogger
+from chest_xray.modeling.callbacks import EpochLogger
 from chest_xray.tracking.live_metrics import EpochMetricsHandler
 
 

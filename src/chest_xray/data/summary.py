@@ -9,8 +9,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from chest_xray.data.figures import CATEGORY_COLOURS, message_figure, new_figure
 from chest_xray.data.metadata import clean_text
-from chest_xray.figures import CATEGORY_COLOURS, message_figure, new_figure
 
 GROUPS = ["split", "label", "label_1", "label_2"]
 CATEGORY = ["label", "label_1", "label_2"]

@@ -41,7 +41,7 @@ from kedro.io.core import DatasetError, get_filepath_str
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset
 
-from chest_xray.files import write_atomically
+from chest_xray.data.files import write_atomically
 
 
 class _WholeFileMixin:

@@ -28,7 +28,7 @@ from typing import Any
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 
-from chest_xray.files import require_local
+from chest_xray.data.files import require_local
 from chest_xray.inference.classifier import Classifier
 from chest_xray.inference.packaging import ServableModel, load_classifier, save_servable_model
 

@@ -20,8 +20,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from chest_xray.data.figures import message_figure
 from chest_xray.evaluation.plots import finish_roc_axes, roc_canvas
-from chest_xray.figures import message_figure
 
 MULTICLASS_PREFIX = "probability_"  # one column per class in a multi-class prediction table
 INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")  # a fold's bootstrap bounds (evaluation.metrics)

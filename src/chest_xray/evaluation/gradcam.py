@@ -39,8 +39,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from PIL import Image
 
+from chest_xray.data.figures import RIGHT_COLOUR, WRONG_COLOUR, message_figure, new_figure
 from chest_xray.evaluation.plots import _as_displayable
-from chest_xray.figures import RIGHT_COLOUR, WRONG_COLOUR, message_figure, new_figure
 
 if TYPE_CHECKING:
     import keras

@@ -46,7 +46,7 @@ from chest_xray.evaluation.bootstrap import (
     multiclass_statistics,
 )
 from chest_xray.evaluation.multiclass import OVERALL_KEYS, PER_CLASS_KEYS, multiclass_metrics
-from chest_xray.params import BootstrapParams, EvaluationParams
+from chest_xray.evaluation.params import BootstrapParams, EvaluationParams
 
 ArrayLike = Sequence[float] | np.ndarray
 ThresholdStrategy = Literal["youden", "accuracy", "equal_error"]

@@ -1,7 +1,7 @@
 """Figures of a trained model: training curves, confusion matrix, ROC curve, gallery.
 
 Each function returns a ``matplotlib.figure.Figure`` built without ``pyplot``
-(see ``chest_xray.figures``); the catalog saves it.
+(see ``data.figures``); the catalog saves it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_curve
 
-from chest_xray.evaluation.metrics import binary_metrics
-from chest_xray.figures import (
+from chest_xray.data.figures import (
     CATEGORY_COLOURS,
     MUTED_COLOUR,
     OPERATING_POINT_MARKERS,
@@ -27,6 +26,7 @@ from chest_xray.figures import (
     message_figure,
     new_figure,
 )
+from chest_xray.evaluation.metrics import binary_metrics
 
 # Metrics drawn by ``training_curves_figure``, in panel order, with their axis labels.
 CURVE_METRICS: tuple[tuple[str, str], ...] = (

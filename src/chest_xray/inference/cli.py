@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from chest_xray.files import write_atomically
+from chest_xray.data.files import write_atomically
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SOME_SKIPPED, EXIT_NONE_PREDICTED = 0, 1, 2, 3, 4
 DEFAULT_PACKAGES = Path("data/06_models/servable_model")

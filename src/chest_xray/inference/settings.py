@@ -21,7 +21,8 @@ from chest_xray.evaluation.calibration import apply_temperature
 from chest_xray.evaluation.metrics import prior_shift
 
 if TYPE_CHECKING:
-    from chest_xray.params import EvaluationParams, PreprocessingParams
+    from chest_xray.data.params import PreprocessingParams
+    from chest_xray.evaluation.params import EvaluationParams
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from typing import Any, get_args
 
 import keras
 
-from chest_xray.params import AugmentationParams, FillMode
+from chest_xray.modeling.params import AugmentationParams, FillMode
 
 FILL_MODES: tuple[str, ...] = get_args(FillMode)
 # The layer's name in the model; ``model.without_augmentation`` drops it by name.

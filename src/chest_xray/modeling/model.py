@@ -11,7 +11,7 @@ from typing import Any
 import keras
 
 from chest_xray.modeling.augmentation import AUGMENTATION_LAYER
-from chest_xray.params import ModelParams, OptimizerParams
+from chest_xray.modeling.params import ModelParams, OptimizerParams
 
 # Pixel maths (rescaling, affine resampling) stays in float32 even under a
 # mixed_float16 policy: float16 cannot address a 300 px grid to sub-pixel

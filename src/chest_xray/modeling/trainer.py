@@ -1,4 +1,4 @@
-"""Training the classifier: seeds, precision, distribution, callbacks and history.
+"""Training the classifier: seeds, precision, distribution, the fit and its history.
 
 Backend-neutral Keras 3, except the TensorFlow-only switches (op determinism,
 MirroredStrategy, MultiWorkerMirroredStrategy) that are used only when the backend is
@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import math
-import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -23,13 +20,15 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from chest_xray.modeling.augmentation import build_augmentation
 from chest_xray.modeling.batches import ImageBatches
+from chest_xray.modeling.callbacks import training_callbacks
+from chest_xray.modeling.checkpoints import prepare_checkpoint_dir
 from chest_xray.modeling.distributed import (
     multi_worker_strategy,
     require_tensorflow_backend,
     worker_role,
 )
 from chest_xray.modeling.model import build_model, compile_model, without_augmentation
-from chest_xray.params import ClassWeight, TrainingParams
+from chest_xray.modeling.params import ClassWeight, TrainingParams
 
 HISTORY_KEYS: tuple[str, ...] = ("loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc")
 
@@ -61,74 +60,6 @@ def class_weights(labels: np.ndarray, mode: ClassWeight) -> dict[int, float] | N
     return {int(c): float(w) for c, w in zip(present, weights, strict=True)}
 
 
-# What a checkpoint was made from, written beside it: resume only when it matches.
-CHECKPOINT_FINGERPRINT = "chest_xray_fingerprint.json"
-# Parameters that cannot change what is trained (where it is kept, how fast it loads).
-_NOT_FINGERPRINTED = {"checkpoint_dir", "loader_threads"}
-
-
-def checkpoint_fingerprint(
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    val_images: np.ndarray,
-    val_labels: np.ndarray,
-    params: TrainingParams,
-) -> dict[str, str]:
-    """The data (every pixel and label, in order), the parameters and the code a run trains
-    with, as short digests: a checkpoint is resumed only by a run with the same three."""
-    import chest_xray
-
-    data = hashlib.sha256()
-    for array in (train_images, train_labels, val_images, val_labels):
-        contiguous = np.ascontiguousarray(array)
-        data.update(f"{contiguous.dtype}{contiguous.shape}".encode())
-        data.update(contiguous.data)
-    settings = params.model_dump(mode="json", exclude=_NOT_FINGERPRINTED)
-    code = f"chest_xray {chest_xray.__version__}, keras {keras.__version__}"
-    return {
-        "data": data.hexdigest()[:16],
-        "parameters": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[
-            :16
-        ],
-        "code": f"{code}, backend {keras.backend.backend()}",
-    }
-
-
-def claim_checkpoint_dir(
-    checkpoint_dir: str, fingerprint: dict[str, str], log: logging.Logger
-) -> bool:
-    """Make ``checkpoint_dir`` this run's; True when it holds this run's own checkpoint.
-
-    A checkpoint written by a run with other data, parameters or code (or by a
-    version that recorded nothing) is not resumed: it is moved aside to
-    ``<dir>.stale-<time>`` with a log line saying why, and training starts fresh.
-    """
-    folder = Path(checkpoint_dir)
-    record = folder / CHECKPOINT_FINGERPRINT
-    if folder.exists() and any(p.name != CHECKPOINT_FINGERPRINT for p in folder.iterdir()):
-        try:
-            found = json.loads(record.read_text())
-        except (OSError, ValueError):
-            found = {}
-        if found == fingerprint:
-            return True
-        differs = [key for key in fingerprint if found.get(key) != fingerprint[key]]
-        aside = folder.with_name(f"{folder.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
-        folder.rename(aside)
-        log.warning(
-            "Not resuming the checkpoint in %s: its %s differ from this run's (moved to %s); "
-            "training starts at epoch 1",
-            folder,
-            " and ".join(differs) or "origin is unknown",
-            aside,
-        )
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(fingerprint, indent=2))
-    tmp.replace(record)
-    return False
-
-
 def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
     train_images: np.ndarray,
     train_labels: np.ndarray,
@@ -144,7 +75,7 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
     ``train_images`` / ``val_images`` are (N, H, W, 1) uint8 (the model
     rescales). A killed run resumes from ``params.checkpoint_dir`` at its last
     finished epoch, if the checkpoint was made from the same data, parameters
-    and code (``claim_checkpoint_dir``); that directory is deleted after a
+    and code (``modeling.checkpoints``); that directory is deleted after a
     successful fit, so it must be dedicated to this run. ``extra_callbacks`` run after the built-in
     ones (e.g. for experiment tracking).
 
@@ -161,61 +92,82 @@ def train_classifier(  # noqa: PLR0917 - the four arrays are the node's inputs
         _precision(params.mixed_precision, log),
     ):
         set_seeds(params.seed, params.deterministic_ops)
-        log.info(
-            "Training on %s (Keras %s, backend %s)",
-            ", ".join(keras.distribution.list_devices()),
-            keras.__version__,
-            keras.backend.backend(),
-        )
-        augmentation = build_augmentation(params.augmentation, seed=params.seed)
-        model = build_model(
-            train_images.shape[1:], params.model, augmentation, n_classes=len(classes)
-        )
-        compile_model(
-            model,
-            params.optimizer,
-            accumulation_steps=params.micro_batches,
-            label_smoothing=params.label_smoothing,
-            steps_per_epoch=updates_per_epoch(len(train_images), params.batch_size),
-            epochs=params.epochs,
-        )
+        model = _compiled_model(train_images.shape[1:], len(train_images), params, log)
         if params.epochs == 0:
             log.info("epochs=0: returning the untrained model")
             return _trained(model, params), _history_dict(None)
 
-        fingerprint = checkpoint_fingerprint(
-            train_images, train_labels, val_images, val_labels, params
-        )
-        checkpoint_dir = _checkpoint_dir(params)
-        if claim_checkpoint_dir(checkpoint_dir, fingerprint, log):
-            log.info(
-                "Resuming from the checkpoint in %s (same data, parameters and code)",
-                checkpoint_dir,
-            )
+        arrays = (train_images, train_labels, val_images, val_labels)
+        checkpoint_dir = prepare_checkpoint_dir(arrays, params, strategy, log)
         if params.distribution == "multi_worker":
-            _agree_on_resume(strategy, checkpoint_dir, fingerprint, log)
             _defer_build_to_first_step(model)
-        # With micro-batches, consecutive micro-batches make up one shuffled batch.
-        micro = params.micro_batch_size
-        targets = _targets(train_labels, len(classes))
-        train = ImageBatches(train_images, targets, micro, shuffle=True, seed=params.seed)
-        val = ImageBatches(
-            val_images, _targets(val_labels, len(classes)), micro, shuffle=False, seed=0
-        )
-        callbacks = _callbacks(params, len(train_images), log, checkpoint_dir)
-        fitted = model.fit(
-            train,
-            validation_data=val,
-            epochs=params.epochs,
-            class_weight=class_weights(train_labels, params.class_weight),
-            callbacks=[*callbacks, *extra_callbacks],
-            shuffle=False,  # ImageBatches shuffles rows itself, reproducibly
-            verbose=0,  # one log line per epoch instead of a progress bar
+        fitted = _fit(
+            model,
+            arrays,
+            params,
+            checkpoint_dir=checkpoint_dir,
+            log=log,
+            extra_callbacks=extra_callbacks,
         )
         trained = _trained(model, params)
         # Equal on every worker of a multi-worker run: each holds the same mirrored weights.
         log.info("Trained weights: sha256 %s", weights_digest(trained))
     return trained, _history_dict(fitted)
+
+
+def _compiled_model(
+    input_shape: tuple[int, int, int], n_train: int, params: TrainingParams, log: logging.Logger
+) -> keras.Model:
+    """The network (with its augmentation layer) built and compiled for ``n_train`` images,
+    in the current strategy's scope and precision policy."""
+    log.info(
+        "Training on %s (Keras %s, backend %s)",
+        ", ".join(keras.distribution.list_devices()),
+        keras.__version__,
+        keras.backend.backend(),
+    )
+    augmentation = build_augmentation(params.augmentation, seed=params.seed)
+    model = build_model(input_shape, params.model, augmentation, n_classes=len(params.class_names))
+    compile_model(
+        model,
+        params.optimizer,
+        accumulation_steps=params.micro_batches,
+        label_smoothing=params.label_smoothing,
+        steps_per_epoch=updates_per_epoch(n_train, params.batch_size),
+        epochs=params.epochs,
+    )
+    return model
+
+
+def _fit(
+    model: keras.Model,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    params: TrainingParams,
+    *,
+    checkpoint_dir: str,
+    log: logging.Logger,
+    extra_callbacks: Sequence[keras.callbacks.Callback],
+) -> keras.callbacks.History:
+    """``model.fit`` on the train images and labels (``arrays``' first two), validated on
+    the other two, fed as reproducibly shuffled uint8 micro-batches; the built-in
+    callbacks (``modeling.callbacks``, backing up into ``checkpoint_dir``) run first."""
+    train_images, train_labels, val_images, val_labels = arrays
+    n_classes = len(params.class_names)
+    # With micro-batches, consecutive micro-batches make up one shuffled batch.
+    micro = params.micro_batch_size
+    targets = _targets(train_labels, n_classes)
+    train = ImageBatches(train_images, targets, micro, shuffle=True, seed=params.seed)
+    val = ImageBatches(val_images, _targets(val_labels, n_classes), micro, shuffle=False, seed=0)
+    callbacks = training_callbacks(params, len(train_images), log, checkpoint_dir)
+    return model.fit(
+        train,
+        validation_data=val,
+        epochs=params.epochs,
+        class_weight=class_weights(train_labels, params.class_weight),
+        callbacks=[*callbacks, *extra_callbacks],
+        shuffle=False,  # ImageBatches shuffles rows itself, reproducibly
+        verbose=0,  # one log line per epoch instead of a progress bar
+    )
 
 
 def _trained(model: keras.Model, params: TrainingParams) -> keras.Model:
@@ -339,56 +291,6 @@ def _distribution_scope(distribution: str, log: logging.Logger) -> Iterator[Any]
         yield strategy
 
 
-def _checkpoint_dir(params: TrainingParams) -> str:
-    """``training.checkpoint_dir``, or this worker's own folder in a multi-worker run."""
-    if params.distribution != "multi_worker":
-        return params.checkpoint_dir
-    if params.micro_batches > 1:
-        raise ValueError(
-            "training.micro_batches > 1 is not supported with training.distribution: "
-            "multi_worker (gradient accumulation under MultiWorkerMirroredStrategy is "
-            "untested here); each worker already holds batch_size / n_workers images a step"
-        )
-    return worker_role().checkpoint_dir(params.checkpoint_dir)
-
-
-def _agree_on_resume(
-    strategy: Any, checkpoint_dir: str, fingerprint: dict[str, str], log: logging.Logger
-) -> None:
-    """Resume only when every worker resumes the same epoch; else all start afresh.
-
-    Each worker restores its own backup (Keras' BackupAndRestore has no notion of
-    workers). A worker killed between two others' end-of-epoch backups, or one whose
-    checkpoint was stale, would resume another epoch and its weights: the workers
-    would then wait on each other for ever. The epochs are compared over the cluster.
-    """
-    import tensorflow as tf
-
-    epoch = _backed_up_epoch(checkpoint_dir)
-    local = strategy.run(lambda: tf.constant([epoch], dtype=tf.int64))
-    epochs = [int(e) for e in strategy.gather(local, axis=0).numpy()]
-    if len(set(epochs)) == 1:
-        return
-    if epoch:
-        folder = Path(checkpoint_dir)
-        folder.rename(folder.with_name(f"{folder.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}"))
-        claim_checkpoint_dir(checkpoint_dir, fingerprint, log)  # afresh, with its fingerprint
-    log.warning(
-        "The workers' checkpoints end at different epochs (%s): every worker starts at "
-        "epoch 1 (this worker's checkpoint, if any, was moved aside)",
-        ", ".join(map(str, epochs)),
-    )
-
-
-def _backed_up_epoch(checkpoint_dir: str) -> int:
-    """The epochs BackupAndRestore recorded in ``checkpoint_dir`` (0: nothing to resume)."""
-    record = Path(checkpoint_dir) / "training_metadata.json"
-    try:
-        return int(json.loads(record.read_text()).get("epoch", 0))
-    except (OSError, ValueError, AttributeError):
-        return 0
-
-
 def _defer_build_to_first_step(model: keras.Model) -> None:
     """Let Keras build the model's metrics at its first step, as for a model made outside
     a strategy, and use the strategy of the scope it runs in.
@@ -399,73 +301,6 @@ def _defer_build_to_first_step(model: keras.Model) -> None:
     its own worker, without waiting for the others.
     """
     model._distribute_strategy = None  # Keras' TensorFlow trainer: None = the current scope's
-
-
-def _callbacks(
-    params: TrainingParams, n_train: int, log: logging.Logger, checkpoint_dir: str
-) -> list[keras.callbacks.Callback]:
-    """Resume-on-restart first, so later callbacks see the restored epoch."""
-    callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.BackupAndRestore(
-            backup_dir=checkpoint_dir, save_freq="epoch", delete_checkpoint=True
-        ),
-    ]
-    stopping = params.early_stopping
-    if stopping.enabled:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=stopping.monitor,
-                patience=stopping.patience,
-                restore_best_weights=stopping.restore_best_weights,
-            )
-        )
-    callbacks.append(EpochLogger(log, n_train, params.epochs))
-    return callbacks
-
-
-class EpochLogger(keras.callbacks.Callback):
-    """One log line per epoch: Kedro's log keeps the curve without a progress bar.
-
-    Each record also carries the epoch's metrics (``record.epoch_metrics``, with
-    ``record.epoch`` 1-based), so a logging handler can follow training live (the
-    tracking hooks send them to the MLflow run) without this module knowing it.
-    """
-
-    def __init__(self, log: logging.Logger, n_images: int, epochs: int) -> None:
-        super().__init__()
-        self.log = log
-        self.n_images = n_images
-        self.epochs = epochs
-        self._start = time.perf_counter()
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        logs = logs or {}
-        seconds = time.perf_counter() - self._start
-        self.log.info(
-            "epoch %d/%d: loss %.4f accuracy %.4f val_loss %.4f val_accuracy %.4f "
-            "(%.1f s, %.0f images/s)",
-            epoch + 1,
-            self.epochs,
-            logs.get("loss", float("nan")),
-            logs.get("accuracy", float("nan")),
-            logs.get("val_loss", float("nan")),
-            logs.get("val_accuracy", float("nan")),
-            seconds,
-            self.n_images / seconds if seconds > 0 else float("nan"),
-            extra={"epoch": epoch + 1, "epoch_metrics": _scalars(logs)},
-        )
-
-
-def _scalars(logs: dict[str, Any]) -> dict[str, float]:
-    """The epoch's metrics as plain floats (a value that is not one number is left out)."""
-    scalars = {}
-    for key, value in logs.items():
-        with contextlib.suppress(TypeError, ValueError):
-            scalars[key] = float(value)
-    return scalars
 
 
 def _history_dict(fitted: keras.callbacks.History | None) -> dict[str, list[float]]:

@@ -16,18 +16,15 @@ from matplotlib.figure import Figure
 
 from chest_xray.data.folds import assign_folds as fold_table
 from chest_xray.data.folds import fold_manifest, fold_name
+from chest_xray.data.params import CrossValidationParams, SplitParams
 from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.evaluation.cross_validation import fold_roc_figure, fold_statistics, pooled_auc
 from chest_xray.evaluation.metrics import binary_metrics, flat_metrics, roc_auc
+from chest_xray.evaluation.params import EvaluationParams
 from chest_xray.modeling import KerasModel
 from chest_xray.modeling.ensemble import member_probabilities
 from chest_xray.modeling.inputs import load_image_array, split_rows
-from chest_xray.params import (
-    CrossValidationParams,
-    EvaluationParams,
-    SplitParams,
-    TrainingParams,
-)
+from chest_xray.modeling.params import TrainingParams
 from chest_xray.pipelines.evaluation.nodes import evaluate, prediction_columns, prediction_table
 
 logger = logging.getLogger(__name__)

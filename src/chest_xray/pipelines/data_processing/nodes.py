@@ -15,12 +15,13 @@ from chest_xray.data.metadata import (
     join_files,
     normalise_metadata,
 )
+from chest_xray.data.params import MetadataParams, PreprocessingParams, SplitParams
 from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.data.preprocessing import file_stamps, preprocess_incrementally
 from chest_xray.data.splitting import make_manifest
 from chest_xray.data.summary import compare_with_shipped, dataset_summary_figure, summarise
 from chest_xray.datasets.file_listing_dataset import FileListing
-from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams, TrainingParams
+from chest_xray.modeling.params import TrainingParams
 
 logger = logging.getLogger(__name__)
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from chest_xray.data.params import PreprocessingParams
 from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.evaluation.calibration import calibration_section
 from chest_xray.evaluation.gradcam import gradcam, gradcam_gallery_figure
@@ -19,6 +20,7 @@ from chest_xray.evaluation.metrics import (
     shifted_probabilities,
     threshold_before_shift,
 )
+from chest_xray.evaluation.params import EvaluationParams
 from chest_xray.evaluation.plots import (
     confusion_grid_figure,
     confusion_matrix_figure,
@@ -37,8 +39,8 @@ from chest_xray.modeling.inputs import (
     load_image_array,
     split_rows,
 )
+from chest_xray.modeling.params import TrainingParams
 from chest_xray.modeling.tta import tta_probabilities
-from chest_xray.params import EvaluationParams, PreprocessingParams, TrainingParams
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from chest_xray.datasets.file_listing_dataset import FileListing
 from chest_xray.inference.batch import most_confident, predict_files
 from chest_xray.inference.classifier import Classifier
 from chest_xray.inference.explain import gradcam_overlays
-from chest_xray.params import InferenceParams
+from chest_xray.inference.params import InferenceParams
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.evaluation.plots import training_curves_figure
 from chest_xray.modeling import KerasModel
 from chest_xray.modeling.inputs import label_indices, load_image_array, split_rows
-from chest_xray.params import TrainingParams
+from chest_xray.modeling.params import TrainingParams
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 Figures are built directly (never through ``pyplot``), so no figure is
 registered in global state and nothing depends on the backend; the catalog
 saves them (``matplotlib.MatplotlibDataset``). Used by ``data.summary`` and
-``evaluation.plots``.
+``evaluation.plots``, ``.cross_validation`` and ``.gradcam``: in ``data``, the lower of
+the two rooms, so that evaluation imports it upwards and never the other way.
 """
 
 from __future__ import annotations

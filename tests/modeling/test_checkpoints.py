@@ -1,7 +1,8 @@
 """Multi-worker checkpoints: a folder per worker, and a resume only when all workers agree.
 
 The two-process run itself is ``tests/integration/test_multi_worker.py``; here the
-trainer's pieces run against a stand-in for the strategy's gather over the workers.
+rules of ``modeling.checkpoints`` run against a stand-in for the strategy's gather over the
+workers.
 """
 
 from __future__ import annotations
@@ -11,19 +12,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import keras
 import pytest
 
 tf = pytest.importorskip("tensorflow", reason="the multi-worker strategy is TensorFlow's")
 
-from chest_xray.modeling.distributed import TF_CONFIG  # noqa: E402 - after the skip
-from chest_xray.modeling.trainer import (  # noqa: E402
+from chest_xray.modeling.checkpoints import (  # noqa: E402 - after the skip
     CHECKPOINT_FINGERPRINT,
-    _agree_on_resume,
-    _checkpoint_dir,
+    agree_on_resume,
     claim_checkpoint_dir,
-    weights_digest,
+    worker_checkpoint_dir,
 )
+from chest_xray.modeling.distributed import TF_CONFIG  # noqa: E402
 from chest_xray.params import TrainingParams  # noqa: E402
 
 FINGERPRINT = {"data": "d", "parameters": "p", "code": "c"}
@@ -52,7 +51,7 @@ def backed_up(folder: Path, epoch: int) -> Path:
 
 def test_workers_that_agree_resume_their_own_backups(tmp_path: Path) -> None:
     folder = backed_up(tmp_path / "checkpoints", 3)
-    _agree_on_resume(GatheredEpochs([3, 3]), str(folder), FINGERPRINT, logging.getLogger("t"))
+    agree_on_resume(GatheredEpochs([3, 3]), str(folder), FINGERPRINT, logging.getLogger("t"))
     assert (folder / "latest.weights.h5").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoints"]
 
@@ -62,7 +61,7 @@ def test_workers_that_disagree_all_start_afresh(
 ) -> None:
     folder = backed_up(tmp_path / "checkpoints", 3)
     with caplog.at_level(logging.WARNING):
-        _agree_on_resume(GatheredEpochs([3, 2]), str(folder), FINGERPRINT, logging.getLogger("t"))
+        agree_on_resume(GatheredEpochs([3, 2]), str(folder), FINGERPRINT, logging.getLogger("t"))
     assert "end at different epochs (3, 2): every worker starts at epoch 1" in caplog.text
     # Moved aside; the folder is this run's again, with its fingerprint and nothing to resume.
     (aside,) = tmp_path.glob("checkpoints.stale-*")
@@ -74,7 +73,7 @@ def test_workers_that_disagree_all_start_afresh(
 def test_a_worker_with_nothing_to_resume_moves_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "checkpoints"
     claim_checkpoint_dir(str(folder), FINGERPRINT, logging.getLogger("t"))
-    _agree_on_resume(GatheredEpochs([0, 2]), str(folder), FINGERPRINT, logging.getLogger("t"))
+    agree_on_resume(GatheredEpochs([0, 2]), str(folder), FINGERPRINT, logging.getLogger("t"))
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoints"]
 
 
@@ -87,16 +86,7 @@ def test_each_worker_backs_up_into_its_own_folder(
     for index, expected in ((0, base), (1, f"{base}-worker-1")):
         config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         monkeypatch.setenv(TF_CONFIG, json.dumps(config))
-        assert _checkpoint_dir(params) == expected
-    assert _checkpoint_dir(TrainingParams(checkpoint_dir=base)) == base  # TF_CONFIG unread
+        assert worker_checkpoint_dir(params) == expected
+    assert worker_checkpoint_dir(TrainingParams(checkpoint_dir=base)) == base  # TF_CONFIG unread
     with pytest.raises(ValueError, match="micro_batches > 1 is not supported"):
-        _checkpoint_dir(params.model_copy(update={"micro_batches": 2}))
-
-
-def test_the_weights_digest_follows_every_weight() -> None:
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    first = weights_digest(model)
-    assert weights_digest(model) == first
-    kernel, bias = model.get_weights()
-    model.set_weights([kernel, bias + 1e-6])
-    assert weights_digest(model) != first
+        worker_checkpoint_dir(params.model_copy(update={"micro_batches": 2}))

@@ -1,5 +1,9 @@
 """Writing a file whole or not at all, and telling local paths from object-store URLs, for
-code that must not depend on Kedro (the CLI, the typed parameters)."""
+code that must not depend on Kedro (the CLI, the typed parameters).
+
+In ``data``, the lowest room, because its users sit in every room above it: the
+training parameters (``modeling.params``), the datasets and the CLI (``inference.cli``).
+"""
 
 from __future__ import annotations
 
