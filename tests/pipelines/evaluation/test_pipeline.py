@@ -21,6 +21,7 @@ def test_evaluation_pipeline_scores_a_saved_model() -> None:
         "predict",
         "evaluate",
         "plot_evaluation",
+        "plot_reliability_diagram",
         "plot_prediction_gallery",
         "plot_gradcam_gallery",
         "package_model",

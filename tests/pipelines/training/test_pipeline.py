@@ -67,6 +67,11 @@ def test_training_learns_and_evaluation_scores_the_saved_model(
     assert fixed["threshold"] == 0.5
     assert set(fixed["confusion_matrix"]) == {"tn", "fp", "fn", "tp"}
     assert sum(fixed["confusion_matrix"].values()) == test["n"]
+    # Calibration, measured in every evaluation: fitted on validation, drawn for test.
+    calibration = metrics["calibration"]
+    assert calibration["test"]["n"] == test["n"] and 0.0 <= calibration["test"]["ece"] <= 1.0
+    assert calibration["temperature"] > 0.0
+    assert (data / "08_reporting/reliability_diagram.png").stat().st_size > 0
 
     predictions = pd.read_csv(data / "07_model_output/test_predictions.csv")
     assert list(predictions.columns) == ["image_id", "label", "y_true", "probability"]

@@ -12,8 +12,11 @@ from chest_xray.pipelines.evaluation.nodes import (
     plot_evaluation,
     plot_gradcam_gallery,
     plot_prediction_gallery,
+    plot_reliability_diagram,
     predict,
 )
+
+_PARAMS = ["params:training", "params:evaluation"]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -21,57 +24,17 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=predict,
-                inputs=[
-                    "model",
-                    "processed_images",
-                    "split_manifest",
-                    "params:training",
-                    "params:evaluation",
-                ],
+                inputs=["model", "processed_images", "split_manifest", *_PARAMS],
                 outputs=["validation_predictions", "test_predictions"],
                 name="predict",
             ),
             Node(
                 func=evaluate,
-                inputs=[
-                    "validation_predictions",
-                    "test_predictions",
-                    "split_manifest",
-                    "params:training",
-                    "params:evaluation",
-                ],
+                inputs=["validation_predictions", "test_predictions", "split_manifest", *_PARAMS],
                 outputs="test_metrics",
                 name="evaluate",
             ),
-            Node(
-                func=plot_evaluation,
-                inputs=["test_predictions", "test_metrics", "params:evaluation"],
-                outputs=["confusion_matrix_plot", "roc_curve_plot"],
-                name="plot_evaluation",
-            ),
-            Node(
-                func=plot_prediction_gallery,
-                inputs=[
-                    "test_predictions",
-                    "processed_images",
-                    "test_metrics",
-                    "params:evaluation",
-                ],
-                outputs="prediction_gallery_plot",
-                name="plot_prediction_gallery",
-            ),
-            Node(
-                func=plot_gradcam_gallery,
-                inputs=[
-                    "model",
-                    "test_predictions",
-                    "processed_images",
-                    "test_metrics",
-                    "params:evaluation",
-                ],
-                outputs="gradcam_gallery_plot",
-                name="plot_gradcam_gallery",
-            ),
+            *_figure_nodes(),
             Node(
                 func=package_model,
                 inputs=["model", "test_metrics", "params:preprocessing", "params:evaluation"],
@@ -81,3 +44,39 @@ def create_pipeline(**kwargs) -> Pipeline:
         ],
         tags="evaluation",
     )
+
+
+def _figure_nodes() -> list[Node]:
+    """The report's figures, each from the predictions and the report it illustrates."""
+    return [
+        Node(
+            func=plot_evaluation,
+            inputs=["test_predictions", "test_metrics", "params:evaluation"],
+            outputs=["confusion_matrix_plot", "roc_curve_plot"],
+            name="plot_evaluation",
+        ),
+        Node(
+            func=plot_reliability_diagram,
+            inputs="test_metrics",
+            outputs="reliability_diagram_plot",
+            name="plot_reliability_diagram",
+        ),
+        Node(
+            func=plot_prediction_gallery,
+            inputs=["test_predictions", "processed_images", "test_metrics", "params:evaluation"],
+            outputs="prediction_gallery_plot",
+            name="plot_prediction_gallery",
+        ),
+        Node(
+            func=plot_gradcam_gallery,
+            inputs=[
+                "model",
+                "test_predictions",
+                "processed_images",
+                "test_metrics",
+                "params:evaluation",
+            ],
+            outputs="gradcam_gallery_plot",
+            name="plot_gradcam_gallery",
+        ),
+    ]
