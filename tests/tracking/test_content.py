@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chest_xray.evaluation.calibration import apply_temperature
 from chest_xray.evaluation.metrics import flat_metrics
 from chest_xray.inference.packaging import load_classifier
 from chest_xray.modeling.inputs import decode_grey_png
@@ -24,6 +25,7 @@ PLOTS = [
     "training_curves",
     "confusion_matrix",
     "roc_curve",
+    "reliability_diagram",
     "prediction_gallery",
     "gradcam_gallery",
 ]
@@ -152,6 +154,9 @@ def test_the_logged_model_reloads_and_predicts_like_the_run(tracked: Tracked) ->
     mlflow.set_tracking_uri(tracked.uri)
     predictions = pd.read_csv(tracked.project / "data/07_model_output/test_predictions.csv")
     rows = predictions.head(8)
+    # The package returns the network's probabilities calibrated by the report's temperature.
+    report = json.loads((tracked.project / "data/08_reporting/test_metrics.json").read_text())
+    expected = apply_temperature(rows["probability"], report["calibration"]["temperature"])
     images = np.stack(
         [
             decode_grey_png((tracked.project / f"data/03_primary/images/{key}.png").read_bytes())
@@ -164,7 +169,7 @@ def test_the_logged_model_reloads_and_predicts_like_the_run(tracked: Tracked) ->
     assert getattr(classifier.model, "optimizer", None) is None
     assert classifier.settings.image_size == (64, 64)
     probability = classifier.probabilities(images)
-    assert probability == pytest.approx(rows["probability"].to_numpy(), abs=1e-5)
+    assert probability == pytest.approx(expected, abs=1e-5)
 
     # ... served as pyfunc: image files in (base64), probability and label out.
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
@@ -175,6 +180,4 @@ def test_the_logged_model_reloads_and_predicts_like_the_run(tracked: Tracked) ->
         for key in rows["image_id"]
     ]
     answer = pyfunc.predict(pd.DataFrame({"image": encoded}))
-    assert answer["probability"].to_numpy() == pytest.approx(
-        rows["probability"].to_numpy(), abs=1e-5
-    )
+    assert answer["probability"].to_numpy() == pytest.approx(expected, abs=1e-5)

@@ -24,7 +24,9 @@ import pytest
 from kedro.framework.session import KedroSession
 from PIL import Image
 
+from chest_xray.evaluation.calibration import apply_temperature
 from chest_xray.inference import cli
+from chest_xray.inference.settings import calibrated_threshold
 from chest_xray.tools.demo_data import write_demo_dataset
 from tests.conftest import entered_project, nest
 from tests.inference.new_images import NewImages, write_new_images
@@ -101,8 +103,16 @@ def test_every_readable_file_is_predicted_and_every_other_listed(
     # Threshold and source come with the model: the evaluation's validation choice.
     metrics = json.loads((project.data / "08_reporting" / "test_metrics.json").read_text())
     tuned = metrics["test"]["at_validation_threshold"]
-    assert predicted["threshold"].unique().tolist() == [pytest.approx(tuned["threshold"])]
-    assert predicted["threshold_source"].unique().tolist() == [f"{tuned['strategy']} on validation"]
+    # ... in the units of the calibrated probabilities the package returns.
+    temperature = metrics["calibration"]["temperature"]
+    assert temperature != pytest.approx(1.0, abs=1e-3)
+    shift = metrics.get("prior_shift")
+    pair = None if shift is None else (shift["from"], shift["to"])
+    threshold = calibrated_threshold(tuned["threshold"], temperature, pair)
+    assert predicted["threshold"].unique().tolist() == [pytest.approx(threshold)]
+    assert predicted["threshold_source"].unique().tolist() == [
+        f"{tuned['strategy']} on validation, in calibrated units"
+    ]
     labels = np.where(predicted["probability"] >= predicted["threshold"], "PNEUMONIA", "NORMAL")
     assert (predicted["label"] == labels).all()
     assert predicted["model"].str.contains("servable_model").all()
@@ -118,7 +128,10 @@ def test_inference_gives_the_training_pipelines_test_probabilities(
     )
     both = test.merge(ours, on="image_id", suffixes=("_test", "_new"))
     assert len(both) == len(test) > 20
-    np.testing.assert_allclose(both["probability_new"], both["probability_test"], atol=1e-5)
+    # The package returns the network's probabilities calibrated by the report's temperature.
+    metrics = json.loads((project.data / "08_reporting" / "test_metrics.json").read_text())
+    calibrated = apply_temperature(both["probability_test"], metrics["calibration"]["temperature"])
+    np.testing.assert_allclose(both["probability_new"], calibrated, atol=1e-5)
 
 
 def test_a_dicom_predicts_as_the_png_it_was_made_from(
