@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 from chest_xray.data.params import PreprocessingParams
 from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.evaluation.calibration import calibration_section
-from chest_xray.evaluation.gradcam import gradcam, gradcam_gallery_figure
+from chest_xray.evaluation.gradcam import gradcam
+from chest_xray.evaluation.gradcam_gallery import gradcam_gallery_figure
 from chest_xray.evaluation.metrics import (
     evaluation_report,
     multiclass_report,
