@@ -127,6 +127,17 @@ def test_the_allow_list_only_names_real_excesses() -> None:
     assert not fixed, f"within the limits now: remove from the allow-lists: {sorted(fixed)}"
 
 
+def test_every_package_opens_with_a_line_that_says_what_it_holds() -> None:
+    """A docstring whose first line is a sentence of its own: the room's name plate."""
+    missing = []
+    for path in sorted(SOURCE.rglob("__init__.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        first = doc.splitlines()[0] if doc else ""
+        if not first.endswith((".", ".)")) or len(first.split()) < 4:
+            missing.append(str(path.relative_to(SOURCE)))
+    assert missing == [], f"open these with a one-line summary of the room: {missing}"
+
+
 def test_the_scan_finds_a_circle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]
 
