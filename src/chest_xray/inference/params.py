@@ -27,3 +27,6 @@ class InferenceParams(StrictParams):
     # positive and the N most confidently negative.
     gradcam: Literal["all", "none"] | PositiveInt = "all"
     progress: bool = True  # a progress bar on the console (not in the log)
+    # Images the model's out-of-distribution guard flags: ``flag`` = no label (empty),
+    # ``label`` = labelled anyway (still flagged), ``off`` = not checked (docs/ood.md).
+    ood: Literal["flag", "label", "off"] = "flag"

@@ -30,6 +30,7 @@ from chest_xray.evaluation.plots import (
     reliability_diagram_figure,
     roc_curve_figure,
 )
+from chest_xray.inference.ood import OodGuard
 from chest_xray.inference.packaging import ServableModel
 from chest_xray.inference.settings import settings_from_evaluation
 from chest_xray.modeling import KerasModel
@@ -378,8 +379,10 @@ def package_model(
     test_metrics: dict[str, Any],
     preprocessing: PreprocessingParams,
     params: EvaluationParams,
+    ood_guard: OodGuard | None = None,
 ) -> ServableModel:
-    """The model with what using it needs: its preprocessing settings and threshold.
+    """The model with what using it needs: its preprocessing settings, threshold and
+    out-of-distribution guard (``fit_ood_guard``).
 
     Saved as a versioned MLflow pyfunc folder (``servable_model``), logged to the
     run as ``model`` and registered (catalog.yml says so).
@@ -391,4 +394,4 @@ def package_model(
         settings.resize_mode,
         settings.decision,
     )
-    return ServableModel(model, settings)
+    return ServableModel(model, settings, ood_guard)

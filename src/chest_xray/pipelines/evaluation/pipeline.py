@@ -15,6 +15,7 @@ from chest_xray.pipelines.evaluation.nodes import (
     plot_reliability_diagram,
     predict,
 )
+from chest_xray.pipelines.evaluation.ood_nodes import fit_ood_guard
 
 _PARAMS = ["params:training", "params:evaluation"]
 
@@ -36,8 +37,20 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             *_figure_nodes(),
             Node(
+                func=fit_ood_guard,
+                inputs=["processed_images", "split_manifest", "params:evaluation"],
+                outputs="ood_guard",
+                name="fit_ood_guard",
+            ),
+            Node(
                 func=package_model,
-                inputs=["model", "test_metrics", "params:preprocessing", "params:evaluation"],
+                inputs=[
+                    "model",
+                    "test_metrics",
+                    "params:preprocessing",
+                    "params:evaluation",
+                    "ood_guard",
+                ],
                 outputs="servable_model",
                 name="package_model",
             ),
