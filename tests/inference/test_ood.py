@@ -23,8 +23,8 @@ from tests.inference.ood_images import SIZE, chest_like, not_chest
 @pytest.fixture(scope="module")
 def guard() -> OodGuard:
     rng = np.random.default_rng(0)
-    train = (chest_like(rng) for _ in range(150))  # a generator: consumed one at a time
-    validation = [chest_like(rng) for _ in range(60)]
+    train = (chest_like(rng) for _ in range(300))  # a generator: consumed one at a time
+    validation = [chest_like(rng) for _ in range(100)]
     return fit_guard(train, validation, quantile=0.99)
 
 
@@ -50,7 +50,7 @@ def test_real_like_films_pass_and_the_rest_is_flagged(guard: OodGuard) -> None:
     others = not_chest(rng)
     flags = dict(zip(others, guard.flags(guard.scores(others.values())), strict=True))
     assert all(flags.values()), flags
-    assert guard.n_fit == 150 and guard.n_threshold == 60
+    assert guard.n_fit == 300 and guard.n_threshold == 100
     assert guard.threshold_source == "validation"
 
 

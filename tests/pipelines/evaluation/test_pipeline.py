@@ -24,7 +24,6 @@ def test_evaluation_pipeline_scores_a_saved_model() -> None:
         "plot_reliability_diagram",
         "plot_prediction_gallery",
         "plot_gradcam_gallery",
-        "fit_ood_guard",
         "package_model",
     }
     assert all(node.tags == {"evaluation"} for node in pipeline.nodes)

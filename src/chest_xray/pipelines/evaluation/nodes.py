@@ -30,7 +30,6 @@ from chest_xray.evaluation.plots import (
     reliability_diagram_figure,
     roc_curve_figure,
 )
-from chest_xray.inference.ood import OodGuard
 from chest_xray.inference.packaging import ServableModel
 from chest_xray.inference.settings import settings_from_evaluation
 from chest_xray.modeling import KerasModel
@@ -42,6 +41,7 @@ from chest_xray.modeling.inputs import (
 )
 from chest_xray.modeling.params import TrainingParams
 from chest_xray.modeling.tta import tta_probabilities
+from chest_xray.pipelines.evaluation.ood_guard import fit_ood_guard
 
 logger = logging.getLogger(__name__)
 
@@ -379,10 +379,12 @@ def package_model(
     test_metrics: dict[str, Any],
     preprocessing: PreprocessingParams,
     params: EvaluationParams,
-    ood_guard: OodGuard | None = None,
+    *,
+    processed_images: PartitionLoaders,
+    split_manifest: pd.DataFrame,
 ) -> ServableModel:
     """The model with what using it needs: its preprocessing settings, threshold and
-    out-of-distribution guard (``fit_ood_guard``).
+    out-of-distribution guard (fitted here, on TRAIN and VALIDATION: ``ood_guard``).
 
     Saved as a versioned MLflow pyfunc folder (``servable_model``), logged to the
     run as ``model`` and registered (catalog.yml says so).
@@ -394,4 +396,4 @@ def package_model(
         settings.resize_mode,
         settings.decision,
     )
-    return ServableModel(model, settings, ood_guard)
+    return ServableModel(model, settings, fit_ood_guard(processed_images, split_manifest, params))

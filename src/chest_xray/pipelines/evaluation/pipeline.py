@@ -15,7 +15,6 @@ from chest_xray.pipelines.evaluation.nodes import (
     plot_reliability_diagram,
     predict,
 )
-from chest_xray.pipelines.evaluation.ood_nodes import fit_ood_guard
 
 _PARAMS = ["params:training", "params:evaluation"]
 
@@ -37,20 +36,16 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             *_figure_nodes(),
             Node(
-                func=fit_ood_guard,
-                inputs=["processed_images", "split_manifest", "params:evaluation"],
-                outputs="ood_guard",
-                name="fit_ood_guard",
-            ),
-            Node(
                 func=package_model,
-                inputs=[
-                    "model",
-                    "test_metrics",
-                    "params:preprocessing",
-                    "params:evaluation",
-                    "ood_guard",
-                ],
+                inputs={
+                    "model": "model",
+                    "test_metrics": "test_metrics",
+                    "preprocessing": "params:preprocessing",
+                    "params": "params:evaluation",
+                    # the out-of-distribution guard is fitted on them
+                    "processed_images": "processed_images",
+                    "split_manifest": "split_manifest",
+                },
                 outputs="servable_model",
                 name="package_model",
             ),

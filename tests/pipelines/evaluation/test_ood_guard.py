@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from chest_xray.params import EvaluationParams
-from chest_xray.pipelines.evaluation.ood_nodes import fit_ood_guard
+from chest_xray.pipelines.evaluation.ood_guard import fit_ood_guard
 from tests.inference.new_images import encoded
 from tests.inference.ood_images import chest_like
 

@@ -1,5 +1,9 @@
-"""The evaluation pipeline's out-of-distribution guard: fitted on the processed images
-the model learnt from, packaged with the model (``inference/ood.py``, docs/ood.md)."""
+"""The evaluation pipeline's out-of-distribution guard: fitted by ``package_model`` on the
+processed images the model learnt from, packaged with it (``inference/ood.py``, docs/ood.md).
+
+Fitted inside ``package_model`` rather than by a node of its own: the guard takes seconds
+to fit and travels only inside the package, so it needs no catalog entry, and
+``kedro run --from-nodes=predict`` (or ``--nodes=package_model``) still packages one."""
 
 from __future__ import annotations
 
