@@ -254,7 +254,7 @@ def test_the_console_script_runs_without_kedro(project: Project, new_images: New
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("file,probability,label,threshold")
+    assert done.stdout.startswith("file,probability,label,ood_score,ood_flag,ood_reason,threshold")
     assert "Kedro" not in done.stderr and "kedro" not in done.stderr
 
 
