@@ -4,6 +4,7 @@ code), ``chest-xray predict`` and the MLflow pyfunc model; and one without (olde
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -82,9 +83,13 @@ def test_a_policy_forces_a_label_or_turns_the_guard_off(guarded: Path, images: P
     assert unchecked["ood_score"].isna().all() and not unchecked["ood_flag"].any()
 
 
-def test_a_package_without_a_guard_still_loads(package: Path, images: Path) -> None:
-    classifier = load_classifier(str(package))  # the shared package: made without a guard
+def test_a_package_without_a_guard_still_loads(
+    package: Path, images: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="chest_xray.inference.pyfunc_model"):
+        classifier = load_classifier(str(package))  # the shared package: made without a guard
     assert classifier.ood_guard is None
+    assert "carries no out-of-distribution guard" in caplog.text
     table = _predict(classifier, images)
     assert table["ood_score"].isna().all() and not table["ood_flag"].any()
     assert table["label"].isin(["NORMAL", "PNEUMONIA"]).all()
@@ -123,3 +128,13 @@ def test_the_served_model_answers_score_and_flag(
     monkeypatch.setenv(OOD_ENV, "sometimes")
     with pytest.raises(ValueError, match="CHEST_XRAY_OOD must be flag, label or off"):
         mlflow.pyfunc.load_model(str(guarded))
+
+
+def test_inference_ood_off_survives_yaml() -> None:
+    """YAML (the parameters file, ``--params``) reads a bare ``off`` as false."""
+    from chest_xray.params import InferenceParams
+
+    assert InferenceParams.model_validate({"ood": False}).ood == "off"
+    assert InferenceParams.model_validate({"ood": "label"}).ood == "label"
+    with pytest.raises(ValueError, match="ood"):
+        InferenceParams.model_validate({"ood": True})
