@@ -125,6 +125,10 @@ def test_the_served_model_answers_score_and_flag(
     monkeypatch.setenv(OOD_ENV, "label")
     forced = mlflow.pyfunc.load_model(str(guarded)).predict(request)
     assert forced["label"].isin(["NORMAL", "PNEUMONIA"]).all()
+    monkeypatch.setenv(OOD_ENV, "off")
+    unchecked = mlflow.pyfunc.load_model(str(guarded)).predict(request)
+    assert unchecked["ood_score"].tolist() == [None, None, None]  # JSON null, not NaN
+    assert not unchecked["ood_flag"].any()
     monkeypatch.setenv(OOD_ENV, "sometimes")
     with pytest.raises(ValueError, match="CHEST_XRAY_OOD must be flag, label or off"):
         mlflow.pyfunc.load_model(str(guarded))

@@ -105,6 +105,10 @@ class ChestXrayModel(PythonModel):
         pixels = np.stack([self._pixels(index, row) for index, row in enumerate(_rows(frame))])
         prob = self.classifier.probabilities(pixels)
         table = pd.DataFrame(self.classifier.table(prob, pixels))
+        # Not scored (CHEST_XRAY_OOD=off): null in the JSON answer, not the invalid NaN.
+        scored = table["ood_score"].notna()
+        if not scored.all():
+            table["ood_score"] = table["ood_score"].astype(object).where(scored, None)
         table["threshold"] = self.classifier.settings.threshold
         return table[[*OUTPUT_COLUMNS, *self.classifier.class_columns()]]
 
