@@ -27,7 +27,12 @@ from chest_xray.data.params import (
     SplitParams,
     StrictParams,
 )
-from chest_xray.evaluation.params import BootstrapParams, EvaluationParams, GalleryParams
+from chest_xray.evaluation.params import (
+    BootstrapParams,
+    EvaluationParams,
+    GalleryParams,
+    OodParams,
+)
 from chest_xray.inference.params import InferenceParams
 from chest_xray.modeling.params import (
     AugmentationParams,
@@ -53,6 +58,7 @@ __all__ = [
     "MetadataParams",
     "MixedPrecision",
     "ModelParams",
+    "OodParams",
     "OptimizerParams",
     "PreprocessingParams",
     "RuntimeParameterError",

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from chest_xray.inference.batch import PREDICTION_COLUMNS, predict_files
-from chest_xray.inference.classifier import Classifier
+from chest_xray.inference.classifier import OOD_COLUMNS, Classifier
 from chest_xray.inference.explain import gradcam_overlays
 from chest_xray.inference.packaging import ServableModel, load_classifier, save_servable_model
 from chest_xray.inference.settings import InferenceSettings
@@ -87,7 +87,7 @@ def test_the_served_model_answers_a_class_and_its_probabilities(
     served = mlflow.pyfunc.load_model(str(multiclass_package))
     data = next(iter(_files().values()))
     out = served.predict(pd.DataFrame({"image": [base64.b64encode(data).decode()]}))
-    assert list(out.columns) == ["probability", "label", "threshold", *PROBABILITIES]
+    assert list(out.columns) == ["probability", "label", *OOD_COLUMNS, "threshold", *PROBABILITIES]
     expected = multiclass_classifier.probabilities(
         multiclass_classifier.pixels(data, "x")[np.newaxis]
     )[0]

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
+from chest_xray.inference.classifier import OOD_COLUMNS
 from chest_xray.inference.pyfunc_model import MAX_ROWS_ENV, SERVE_ROOT_ENV, confined_path
 from tests.inference.new_images import encoded
 
@@ -33,7 +34,7 @@ PICTURE = np.random.default_rng(3).integers(0, 256, (64, 64), dtype=np.uint8)
 def test_images_in_probability_and_label_out(served, classifier) -> None:  # type: ignore[no-untyped-def]
     data = encoded(PICTURE, "PNG")
     out = served.predict(pd.DataFrame({"image": [b64(data), b64(encoded(PICTURE, "JPEG"))]}))
-    assert list(out.columns) == ["probability", "label", "threshold"]
+    assert list(out.columns) == ["probability", "label", *OOD_COLUMNS, "threshold"]
     expected = classifier.probabilities(classifier.pixels(data, "x")[np.newaxis])[0]
     assert out["probability"][0] == pytest.approx(expected, abs=1e-6)
     assert set(out["label"]) <= {"NORMAL", "PNEUMONIA"}

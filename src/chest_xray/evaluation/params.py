@@ -31,6 +31,18 @@ class BootstrapParams(StrictParams):
     level: float = Field(0.95, ge=0.5, lt=1.0)  # 0.95: the 2.5th and 97.5th percentiles
 
 
+class OodParams(StrictParams):
+    """The out-of-distribution guard packaged with the model (``evaluation.ood``,
+    ``inference/ood.py``): fitted on TRAIN, its threshold a quantile of VALIDATION."""
+
+    enabled: bool = True  # false: packaged without a guard (images are not checked)
+    quantile: float = Field(0.99, ge=0.5, lt=1.0)  # of validation scores: ~1% flagged
+    # Images read per split (a seeded sample when more): bounds the packaging time; the
+    # guard holds ~45 numbers per image while fitting, so memory is no limit.
+    max_images: PositiveInt = 5000
+    seed: int = 0
+
+
 class EvaluationParams(StrictParams):
     """How predictions become metrics.
 
@@ -68,3 +80,4 @@ class EvaluationParams(StrictParams):
     calibration: Literal["temperature", "none"] = "temperature"
     gallery: GalleryParams = GalleryParams()
     bootstrap: BootstrapParams = BootstrapParams()
+    ood: OodParams = OodParams()

@@ -23,7 +23,7 @@ import pandas as pd
 
 from chest_xray.data.imaging import UnreadableImageError
 from chest_xray.data.partitions import resolve_workers
-from chest_xray.inference.classifier import Classifier, ImageTooLargeError
+from chest_xray.inference.classifier import OOD_COLUMNS, Classifier, ImageTooLargeError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,6 +32,7 @@ PREDICTION_COLUMNS = [
     "file",
     "probability",
     "label",
+    *OOD_COLUMNS,  # the out-of-distribution guard's score, flag and reason (inference/ood.py)
     "threshold",
     "threshold_source",
     "model",
@@ -97,8 +98,8 @@ def predict_files(
     def flush(batch: list[tuple[str, np.ndarray]]) -> None:
         if not batch:
             return
-        prob = classifier.probabilities(np.stack([pixels for _, pixels in batch]), batch_size)
-        columns = classifier.table(prob)
+        pixels = np.stack([image for _, image in batch])
+        columns = classifier.table(classifier.probabilities(pixels, batch_size), pixels)
         for index, (name, _) in enumerate(batch):
             row: dict[str, object] = {"file": name}
             row.update({key: values[index] for key, values in columns.items()})  # type: ignore[index]
@@ -126,7 +127,7 @@ def predict_files(
         bar.close()
 
     extra = classifier.class_columns()  # multiclass: probability_<CLASS> per class
-    predictions = pd.DataFrame(rows, columns=["file", "probability", "label", *extra])
+    predictions = pd.DataFrame(rows, columns=["file", "probability", "label", *OOD_COLUMNS, *extra])
     predictions["threshold"] = classifier.settings.threshold
     predictions["threshold_source"] = classifier.settings.threshold_source
     predictions["model"] = classifier.source

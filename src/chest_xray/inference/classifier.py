@@ -10,18 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from chest_xray.data.imaging import UnreadableImageError, prepare
 from chest_xray.evaluation.calibration import apply_temperature, apply_temperature_multiclass
 from chest_xray.evaluation.prior_shift import prior_shift
+from chest_xray.inference.ood import OodGuard
 from chest_xray.inference.settings import InferenceSettings
 from chest_xray.modeling.tta import tta_probabilities
 
 if TYPE_CHECKING:
     import keras
+
+# What the OOD guard does with an image it flags: ``flag`` = no label (empty), ``label``
+# = labelled anyway (still flagged), ``off`` = not scored (older packages have no guard).
+OodPolicy = Literal["flag", "label", "off"]
+OOD_COLUMNS = ["ood_score", "ood_flag", "ood_reason"]
 
 
 class ImageTooLargeError(UnreadableImageError):
@@ -36,6 +42,8 @@ class Classifier:
     model: keras.Model
     settings: InferenceSettings
     source: str  # where it was loaded from: a local package path or an MLflow URI
+    ood_guard: OodGuard | None = None  # None: a package made before the guard existed
+    ood_policy: OodPolicy = "flag"
 
     def pixels(self, data: bytes, name: str) -> np.ndarray:
         """Encoded image (JPEG, PNG, DICOM, ...) -> (H, W, 1) uint8, as training saw it.
@@ -87,10 +95,18 @@ class Classifier:
         assert threshold is not None  # a binary package always has one (InferenceSettings)
         return [positive if p >= threshold else negative for p in prob]
 
-    def table(self, prob: np.ndarray) -> dict[str, object]:
+    def table(self, prob: np.ndarray, images: np.ndarray | None = None) -> dict[str, object]:
         """Columns of a predictions table: ``probability`` (of classes[1]; multiclass: of the
-        predicted class), ``label``, and multiclass ``probability_<CLASS>`` per class."""
-        columns: dict[str, object] = {"label": self.labels(prob)}
+        predicted class), ``label``, and multiclass ``probability_<CLASS>`` per class.
+
+        With the ``images`` (the pixels ``prob`` came from), also ``OOD_COLUMNS``; a
+        flagged image's label is empty unless ``ood_policy`` is ``label``.
+        """
+        labels = self.labels(prob)
+        ood = {} if images is None else self.ood_columns(images)
+        if ood and self.ood_policy == "flag":
+            labels = ["" if f else k for k, f in zip(labels, ood["ood_flag"], strict=True)]
+        columns: dict[str, object] = {"label": labels, **ood}
         if not self.multiclass:
             return {"probability": np.asarray(prob, dtype=float), **columns}
         matrix = np.asarray(prob, dtype=float)
@@ -98,6 +114,23 @@ class Classifier:
         for k, name in enumerate(self.settings.classes):
             columns[f"probability_{name}"] = matrix[:, k]
         return columns
+
+    def ood_columns(self, images: np.ndarray) -> dict[str, Any]:
+        """``ood_score`` (NaN when not scored), ``ood_flag`` and its ``ood_reason`` ("" when
+        not flagged) for (N, H, W, 1) pixels."""
+        n = len(images)
+        if self.ood_guard is None or self.ood_policy == "off":
+            return {
+                "ood_score": np.full(n, np.nan),
+                "ood_flag": np.zeros(n, bool),
+                "ood_reason": [""] * n,
+            }
+        scores = self.ood_guard.scores(images)
+        flags = self.ood_guard.flags(scores)
+        reasons = [
+            self.ood_guard.reason(s) if f else "" for s, f in zip(scores, flags, strict=True)
+        ]
+        return {"ood_score": scores, "ood_flag": flags, "ood_reason": reasons}
 
     def class_columns(self) -> list[str]:
         """The per-class probability columns a multiclass model adds (none for binary)."""

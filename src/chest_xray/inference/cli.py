@@ -7,7 +7,10 @@ package the project's pipelines wrote (``data/06_models/servable_model`` under
 the current folder) unless ``--model`` names a package folder or any MLflow
 model URI (``models:/chest-xray@champion``; the tracking store is
 ``MLFLOW_TRACKING_URI``, else the project's ``sqlite:///mlflow.db``).
-Preprocessing and threshold come with the model.
+Preprocessing and threshold come with the model, and so does the out-of-distribution
+guard: an image unlike the chest X-rays the model learnt from is flagged (``ood_flag``,
+``ood_score``, ``ood_reason`` in the CSV) and left without a label, unless ``--ood=label``
+(label it anyway) or ``--ood=off`` (no check).
 
 Exit status: 0 every file predicted; 3 some files skipped (listed on stderr and
 in ``--skipped``), the others predicted; 4 no file could be predicted; 2 bad
@@ -22,10 +25,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from chest_xray.data.files import write_atomically
+
+if TYPE_CHECKING:
+    from chest_xray.inference.classifier import Classifier
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SOME_SKIPPED, EXIT_NONE_PREDICTED = 0, 1, 2, 3, 4
 DEFAULT_PACKAGES = Path("data/06_models/servable_model")
@@ -66,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # any reason a model does not load, said in one line
         print(f"chest-xray predict: cannot load the model: {error}", file=sys.stderr)
         return EXIT_ERROR
+    classifier.ood_policy = args.ood
 
     show = args.progress
     if show is None:
@@ -93,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, make in overlays.items():
             _write_bytes(Path(args.gradcam) / f"{overlay_names[name]}.png", make())
     print(
-        f"{len(result.predictions)} predicted, {len(result.skipped)} skipped "
+        f"{len(result.predictions)} predicted, {len(result.skipped)} skipped, "
+        f"{_ood_summary(result.predictions, classifier)} "
         f"(model {classifier.source}, {classifier.settings.decision})",
         file=sys.stderr,
     )
@@ -120,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="write the predictions CSV here (default: standard output)")
     parser.add_argument("--skipped", help="write the skipped files (file, category, reason) here")
     parser.add_argument("--gradcam", metavar="DIR", help="write a Grad-CAM overlay PNG per image")
+    parser.add_argument(
+        "--ood",
+        choices=("flag", "label", "off"),
+        default="flag",
+        help="images the model's out-of-distribution guard flags: flag = no label (default), "
+        "label = labelled anyway (still flagged), off = not checked",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=0, help="decoding threads (0: one per core)")
     parser.add_argument(
@@ -129,6 +145,17 @@ def _parser() -> argparse.ArgumentParser:
         help="a progress bar on stderr (default: on a terminal, for 20 files or more)",
     )
     return parser
+
+
+def _ood_summary(predictions: pd.DataFrame, classifier: Classifier) -> str:
+    """``N flagged out of distribution`` (``left unlabelled`` under the default policy)."""
+    if classifier.ood_guard is None:
+        return "no out-of-distribution guard in this model"
+    if classifier.ood_policy == "off":
+        return "out-of-distribution check off"
+    flagged = int(predictions["ood_flag"].astype(bool).sum())
+    unlabelled = " (left unlabelled)" if classifier.ood_policy == "flag" and flagged else ""
+    return f"{flagged} flagged out of distribution{unlabelled}"
 
 
 def _model_uri(model: str | None) -> str:

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import chest_xray
 from chest_xray.inference.classifier import Classifier
-from chest_xray.inference.pyfunc_model import KERAS_ARTIFACT, OUTPUT_COLUMNS, ChestXrayModel
+from chest_xray.inference.ood import OodGuard, save_guard
+from chest_xray.inference.pyfunc_model import (
+    KERAS_ARTIFACT,
+    OOD_ARTIFACT,
+    OUTPUT_COLUMNS,
+    ChestXrayModel,
+)
 from chest_xray.inference.settings import InferenceSettings, InferenceSettingsError
 
 if TYPE_CHECKING:
@@ -51,6 +57,7 @@ class ServableModel:
 
     model: keras.Model
     settings: InferenceSettings
+    ood_guard: OodGuard | None = None  # the out-of-distribution guard (inference/ood.py)
 
 
 def save_servable_model(servable: ServableModel, path: str | Path) -> None:
@@ -110,15 +117,34 @@ def _packaging_kwargs(servable: ServableModel) -> Iterator[dict[str, Any]]:
         weights = Path(scratch, "model.h5")
         keras.saving.save_model(servable.model, weights, include_optimizer=False)
         config = servable.settings.to_config()
+        ood_artifacts, ood_metadata = _ood_guard_files(servable.ood_guard, Path(scratch))
         yield {
             "python_model": ChestXrayModel(),
-            "artifacts": {KERAS_ARTIFACT: str(weights)},
+            "artifacts": {KERAS_ARTIFACT: str(weights), **ood_artifacts},
             "model_config": config,
-            "metadata": {"chest_xray": config},
+            "metadata": {"chest_xray": config, **ood_metadata},
             "signature": _signature(servable.settings.classes, servable.settings.task),
             "code_paths": [str(Path(chest_xray.__file__).parent)],
             "pip_requirements": pip_requirements(),
         }
+
+
+def _ood_guard_files(
+    guard: OodGuard | None, scratch: Path
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The guard's ``.npz`` as an artifact (it travels inside the package and the MLflow
+    model), and its threshold in the model's metadata; nothing without a guard."""
+    if guard is None:
+        return {}, {}
+    path = scratch / "ood_guard.npz"
+    save_guard(guard, path)
+    summary = {
+        "threshold": guard.threshold,
+        "quantile": guard.quantile,
+        "n_fit": guard.n_fit,
+        "threshold_source": guard.threshold_source,
+    }
+    return {OOD_ARTIFACT: str(path)}, {"ood_guard": summary}
 
 
 @contextlib.contextmanager
@@ -145,7 +171,7 @@ def pip_requirements() -> list[str]:
 
 
 def _signature(classes: tuple[str, ...] = (), task: str = "binary") -> Any:
-    """Columns in (image: base64 | path), columns out (probability, label, threshold; a
+    """Columns in (image: base64 | path), columns out (probability, label, ood_*, threshold; a
     multiclass model: also ``probability_<CLASS>`` per class, and no threshold)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
@@ -153,7 +179,14 @@ def _signature(classes: tuple[str, ...] = (), task: str = "binary") -> Any:
     inputs = Schema(
         [ColSpec("string", "image", required=False), ColSpec("string", "path", required=False)]
     )
-    types = {"probability": "double", "label": "string", "threshold": "double"}
+    types = {
+        "probability": "double",
+        "label": "string",  # empty for an image the OOD guard flags
+        "ood_score": "double",
+        "ood_flag": "boolean",
+        "ood_reason": "string",
+        "threshold": "double",
+    }
     multiclass = task == "multiclass"
     columns: list[ColSpec | TensorSpec] = [
         ColSpec(types[name], name, required=not (multiclass and name == "threshold"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, field_validator
 
 from chest_xray.data.params import StrictParams
 
@@ -27,3 +27,12 @@ class InferenceParams(StrictParams):
     # positive and the N most confidently negative.
     gradcam: Literal["all", "none"] | PositiveInt = "all"
     progress: bool = True  # a progress bar on the console (not in the log)
+    # Images the model's out-of-distribution guard flags: ``flag`` = no label (empty),
+    # ``label`` = labelled anyway (still flagged), ``off`` = not checked (docs/ood.md).
+    ood: Literal["flag", "label", "off"] = "flag"
+
+    @field_validator("ood", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        """YAML reads a bare ``off`` (``ood: off``, ``--params=inference.ood=off``) as false."""
+        return "off" if value is False else value

@@ -13,7 +13,10 @@ Limits, from the server's environment: ``CHEST_XRAY_MAX_IMAGES_PER_REQUEST``
 per-image limit, 64 MiB by default).
 
 Output, one row per image: ``probability`` (of the positive class), ``label`` at
-the model's threshold, and that ``threshold``. A multiclass model answers
+the model's threshold, the out-of-distribution guard's ``ood_score``, ``ood_flag`` and
+``ood_reason`` (a flagged image's label is empty; ``CHEST_XRAY_OOD=label`` in the
+server's environment labels it anyway, ``off`` skips the guard), and that ``threshold``.
+A multiclass model answers
 ``probability`` (of the predicted class), ``label`` (the most probable class),
 ``threshold`` (null) and ``probability_<CLASS>`` for each class. The preprocessing and threshold
 come from the package (``settings``), so the caller never repeats them.
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -52,15 +56,20 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, PERMISSION_DEN
 from mlflow.pyfunc import PythonModel
 
 from chest_xray.data.imaging import UnreadableImageError
-from chest_xray.inference.classifier import Classifier, ImageTooLargeError
-from chest_xray.inference.settings import InferenceSettings
+from chest_xray.inference.classifier import OOD_COLUMNS, Classifier, ImageTooLargeError, OodPolicy
+from chest_xray.inference.ood import OodGuard, load_guard
+from chest_xray.inference.settings import InferenceSettings, InferenceSettingsError
+
+logger = logging.getLogger(__name__)
 
 KERAS_ARTIFACT = "keras_model"
+OOD_ARTIFACT = "ood_guard"  # the guard's .npz; absent from packages made before it
+OOD_ENV = "CHEST_XRAY_OOD"  # flag (default) | label | off: what the server does with OOD images
 SERVE_ROOT_ENV = "CHEST_XRAY_SERVE_ROOT"  # the folder ``path`` inputs must stay inside
 MAX_ROWS_ENV = "CHEST_XRAY_MAX_IMAGES_PER_REQUEST"
 MAX_BYTES_ENV = "CHEST_XRAY_MAX_IMAGE_BYTES"  # per image, at most the package's own limit
 DEFAULT_MAX_ROWS = 64
-OUTPUT_COLUMNS = ["probability", "label", "threshold"]
+OUTPUT_COLUMNS = ["probability", "label", *OOD_COLUMNS, "threshold"]
 
 
 class RequestError(MlflowException):
@@ -85,7 +94,9 @@ class ChestXrayModel(PythonModel):
             lowered = min(int(limit), settings.max_image_bytes)
             settings = settings.model_copy(update={"max_image_bytes": lowered})
         model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
-        self.classifier = Classifier(model, settings, source="mlflow")
+        guard = packaged_guard(context.artifacts, "this MLflow model")
+        policy = ood_policy(os.environ.get(OOD_ENV, "flag"), OOD_ENV)
+        self.classifier = Classifier(model, settings, "mlflow", guard, policy)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -93,7 +104,11 @@ class ChestXrayModel(PythonModel):
         frame = _as_frame(model_input)
         pixels = np.stack([self._pixels(index, row) for index, row in enumerate(_rows(frame))])
         prob = self.classifier.probabilities(pixels)
-        table = pd.DataFrame(self.classifier.table(prob))
+        table = pd.DataFrame(self.classifier.table(prob, pixels))
+        # Not scored (CHEST_XRAY_OOD=off): null in the JSON answer, not the invalid NaN.
+        scored = table["ood_score"].notna()
+        if not scored.all():
+            table["ood_score"] = table["ood_score"].astype(object).where(scored, None)
         table["threshold"] = self.classifier.settings.threshold
         return table[[*OUTPUT_COLUMNS, *self.classifier.class_columns()]]
 
@@ -117,6 +132,26 @@ class ChestXrayModel(PythonModel):
             raise RequestError(str(error)) from error
         except UnreadableImageError as error:
             raise RequestError(f"{error.name}: not a usable image: {error.reason}") from error
+
+
+def packaged_guard(artifacts: dict[str, str], source: str) -> OodGuard | None:
+    """The package's OOD guard, or None (with a note) for a package made before guards."""
+    path = artifacts.get(OOD_ARTIFACT)
+    if path is None:
+        logger.info(
+            "%s carries no out-of-distribution guard (packaged before it existed): images "
+            "are not checked (ood_score empty, ood_flag false); package it again to add one",
+            source,
+        )
+        return None
+    return load_guard(path)
+
+
+def ood_policy(value: str, source: str) -> OodPolicy:
+    """``flag`` | ``label`` | ``off``, checked; ``source`` names where it was set."""
+    if value not in ("flag", "label", "off"):
+        raise InferenceSettingsError(f"{source} must be flag, label or off, got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def confined_path(path: str, root: str | None, name: str) -> Path:

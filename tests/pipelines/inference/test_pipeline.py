@@ -114,7 +114,9 @@ def test_every_readable_file_is_predicted_and_every_other_listed(
         f"{tuned['strategy']} on validation, in calibrated units"
     ]
     labels = np.where(predicted["probability"] >= predicted["threshold"], "PNEUMONIA", "NORMAL")
-    assert (predicted["label"] == labels).all()
+    flagged = predicted["ood_flag"].astype(bool)  # out of distribution: no label (below)
+    assert (predicted["label"] == labels)[~flagged].all()
+    assert predicted.loc[flagged, "label"].isna().all()  # "" in the CSV
     assert predicted["model"].str.contains("servable_model").all()
 
 
@@ -162,6 +164,46 @@ def test_a_registered_model_uri_predicts_the_same(
     assert (again["model"] == "models:/chest-xray@champion").all()
     overlays = list((project.data / "08_reporting" / "inference_gradcam").rglob("*.png"))
     assert len(overlays) == 2  # the most confident each way, the old ones gone
+
+
+def _not_x_rays() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (256, 256)).astype(np.uint8)
+    return {"blank.png": np.zeros((256, 256), np.uint8), "noise.png": noise}
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_the_packaged_guard_flags_what_is_no_x_ray(
+    project: Project, predicted: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Fitted at packaging, carried by the local package and the registered MLflow model;
+    a blank and a noise image flagged and unlabelled, the demo's test films mostly not."""
+    package = project.data / "06_models" / "servable_model"
+    assert list(package.glob("*/servable_model/artifacts/ood_guard.npz"))
+    films = predicted[predicted["file"].str.startswith("test_split/")]
+    assert films["ood_flag"].astype(bool).mean() <= 0.1
+    folder = tmp_path / "not_x_rays"
+    folder.mkdir()
+    for name, pixels in _not_x_rays().items():
+        (folder / name).write_bytes(_png(pixels))
+    outputs = project.data / "07_model_output" / "inference_predictions.csv"
+    project.run("inference", inference_root=str(folder), **{"inference.gradcam": "none"})
+    table = pd.read_csv(outputs, keep_default_na=False)
+    assert table["ood_flag"].tolist() == [True, True] and set(table["label"]) == {""}
+    assert table["ood_reason"].str.startswith("out of distribution: score").all()
+    project.run(
+        "inference",
+        inference_root=str(folder),
+        model_uri="models:/chest-xray@champion",
+        **{"inference.gradcam": "none", "inference.ood": "label"},
+    )
+    forced = pd.read_csv(outputs)
+    assert forced["ood_flag"].all() and forced["label"].isin(["NORMAL", "PNEUMONIA"]).all()
 
 
 def test_a_folder_without_images_is_an_error_naming_it(project: Project, tmp_path: Path) -> None:
@@ -212,7 +254,7 @@ def test_the_console_script_runs_without_kedro(project: Project, new_images: New
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("file,probability,label,threshold")
+    assert done.stdout.startswith("file,probability,label,ood_score,ood_flag,ood_reason,threshold")
     assert "Kedro" not in done.stderr and "kedro" not in done.stderr
 
 
@@ -299,7 +341,17 @@ def test_the_served_champion_answers_as_the_pipeline(
     prob = dict(zip(predicted["file"], predicted["probability"], strict=True))
     got = [row["probability"] for row in answer["predictions"]]
     np.testing.assert_allclose(got, [prob[n] for n in names], atol=1e-5)
-    assert {row["label"] for row in answer["predictions"]} <= {"NORMAL", "PNEUMONIA"}
+    assert {row["label"] for row in answer["predictions"]} <= {"NORMAL", "PNEUMONIA", ""}
+
+
+def test_the_served_champion_flags_a_blank_and_a_noise_image(server: str) -> None:
+    encoded = [base64.b64encode(_png(pixels)).decode() for pixels in _not_x_rays().values()]
+    status, answer = post(server, images_request("image", *encoded))
+    assert status == 200, answer
+    rows = answer["predictions"]
+    assert [row["ood_flag"] for row in rows] == [True, True]
+    assert [row["label"] for row in rows] == ["", ""]
+    assert all(row["ood_reason"].startswith("out of distribution") for row in rows)
 
 
 def test_the_server_refuses_abuse_and_keeps_serving(

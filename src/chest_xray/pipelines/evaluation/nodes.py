@@ -38,6 +38,7 @@ from chest_xray.modeling.inputs import (
 )
 from chest_xray.modeling.params import TrainingParams
 from chest_xray.modeling.tta import tta_probabilities
+from chest_xray.pipelines.evaluation.ood_guard import fit_ood_guard
 
 logger = logging.getLogger(__name__)
 
@@ -375,8 +376,12 @@ def package_model(
     test_metrics: dict[str, Any],
     preprocessing: PreprocessingParams,
     params: EvaluationParams,
+    *,
+    processed_images: PartitionLoaders,
+    split_manifest: pd.DataFrame,
 ) -> ServableModel:
-    """The model with what using it needs: its preprocessing settings and threshold.
+    """The model with what using it needs: its preprocessing settings, threshold and
+    out-of-distribution guard (fitted here, on TRAIN and VALIDATION: ``ood_guard``).
 
     Saved as a versioned MLflow pyfunc folder (``servable_model``), logged to the
     run as ``model`` and registered (catalog.yml says so).
@@ -388,4 +393,4 @@ def package_model(
         settings.resize_mode,
         settings.decision,
     )
-    return ServableModel(model, settings)
+    return ServableModel(model, settings, fit_ood_guard(processed_images, split_manifest, params))

@@ -37,7 +37,15 @@ def create_pipeline(**kwargs) -> Pipeline:
             *_figure_nodes(),
             Node(
                 func=package_model,
-                inputs=["model", "test_metrics", "params:preprocessing", "params:evaluation"],
+                inputs={
+                    "model": "model",
+                    "test_metrics": "test_metrics",
+                    "preprocessing": "params:preprocessing",
+                    "params": "params:evaluation",
+                    # the out-of-distribution guard is fitted on them
+                    "processed_images": "processed_images",
+                    "split_manifest": "split_manifest",
+                },
                 outputs="servable_model",
                 name="package_model",
             ),

@@ -25,6 +25,7 @@ def predict_new_images(
     usable image is an error naming the folder (an empty one already stops the
     catalog). Grad-CAM overlays are made when the catalog saves them.
     """
+    servable_model.ood_policy = params.ood  # what a flagged image gets (inference.ood)
     sizes = dict(
         zip(inference_images.table["partition"], inference_images.table["size"], strict=True)
     )
@@ -45,14 +46,18 @@ def predict_new_images(
             f"None of the {result.n_files} files under {inference_images.root or 'inference_root'} "
             f"is an image the model can read ({reasons})"
         )
-    counts = result.predictions["label"].value_counts().to_dict()
+    labelled = result.predictions[result.predictions["label"] != ""]
+    counts = labelled["label"].value_counts().to_dict()
     logger.info(
-        "Predicted %d of %d files with %s (%s): %s; %d skipped (inference_skipped)",
+        "Predicted %d of %d files with %s (%s): %s; %d flagged out of distribution "
+        "(inference.ood: %s); %d skipped (inference_skipped)",
         len(result.predictions),
         result.n_files,
         servable_model.source,
         servable_model.settings.decision,
         ", ".join(f"{n} {label}" for label, n in sorted(counts.items())),
+        int(result.predictions["ood_flag"].astype(bool).sum()),
+        params.ood if servable_model.ood_guard is not None else "no guard in this model",
         len(result.skipped),
     )
     if params.gradcam == "none":
