@@ -9,10 +9,12 @@ from chest_xray.hooks import CrossValidationHooks, RuntimeParamsHooks
 from chest_xray.pipelines.training.hooks import MultiWorkerHooks
 from chest_xray.tracking.content import RunContentHooks
 from chest_xray.tracking.lifecycle import RunLifecycleHooks
+from chest_xray.tracking.summary_hook import RunSummaryHooks
 
 # pluggy calls hooks of one kind last-registered first: RuntimeParamsHooks checks --params
 # (naming a mistyped key) before CrossValidationHooks reads the merged parameters.
 HOOKS = (
+    RunSummaryHooks(),  # first: its after_pipeline_run prints after every other hook's lines
     CrossValidationHooks(),
     RuntimeParamsHooks(),
     RunLifecycleHooks(),
