@@ -214,6 +214,14 @@ def test_multiclass_cross_validation_and_skipped_reports() -> None:
     assert "Fold ensemble on the test split: not scored (the test split is empty)" in text
 
 
+def test_a_long_list_of_plots_is_wrapped() -> None:
+    made = {f"figure_number_{k}_plot": f"data/08_reporting/figure_number_{k}.png" for k in range(9)}
+    text = summary_text(RunFacts(made=made))
+    plots = text[text.index("Plots in") :].split("\n\n")[0].splitlines()
+    assert len(plots) > 1 and all(len(line) <= 100 for line in plots)
+    assert all(f"figure_number_{k}.png" in text for k in range(9))
+
+
 def test_tables_are_kept_as_counts_only() -> None:
     dropped = pd.DataFrame(
         {
@@ -289,7 +297,9 @@ def test_real_runs_end_with_their_summary(tracked: Tracked) -> None:
     assert "calibration (test ECE)" in evaluated
     # Evaluated without data_processing: the drops are the last data_processing run's.
     assert f"Dropped or skipped (by the last data_processing run): {len(dropped)}" in evaluated
-    assert "Plots in data/08_reporting/:" in evaluated and "roc_curve.png" in evaluated
+    assert "Plots in data/08_reporting/:" in evaluated
+    for plot in ("roc_curve.png", "confusion_matrix.png", "reliability_diagram.png"):
+        assert plot in evaluated
     assert "Report: data/08_reporting/test_metrics.json" in evaluated
     run = tracked.trainings[3].info
     assert f"/#/experiments/{run.experiment_id}/runs/{run.run_id}" in evaluated

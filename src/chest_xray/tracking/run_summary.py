@@ -13,6 +13,7 @@ MLflow here, so every line is tested from a hand-made report.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -286,7 +287,8 @@ def _where_lines(facts: RunFacts) -> list[str]:
     lines = []
     plots = [path for name, path in facts.made.items() if name.endswith("_plot") and path]
     for folder, names in _by_folder(plots).items():
-        lines.append(f"Plots in {folder}/: {', '.join(names)}")
+        text = f"Plots in {folder}/: {', '.join(names)}"
+        lines += textwrap.wrap(text, width=100, subsequent_indent="  ", break_on_hyphens=False)
     for name in REPORTS:
         if name in facts.reports and facts.made.get(name):
             lines.append(f"Report: {facts.made[name]}")
