@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from kedro.io import DataCatalog, MemoryDataset, Version
+from kedro.pipeline import Node, Pipeline
+from kedro_datasets.json import JSONDataset
+from kedro_datasets.pandas import CSVDataset
 
+from chest_xray.evaluation.params import EvaluationParams
 from chest_xray.tracking.run_summary import (
     MlflowRunInfo,
     RunFacts,
@@ -16,7 +22,12 @@ from chest_xray.tracking.run_summary import (
     summary_text,
     table_counts,
 )
-from chest_xray.tracking.summary_hook import RunSummaryHooks, record_saved
+from chest_xray.tracking.summary_hook import (
+    RunSummaryHooks,
+    complete_facts,
+    dataset_location,
+    record_saved,
+)
 from tests.tracking.conftest import Tracked
 
 
@@ -305,3 +316,42 @@ def test_real_runs_end_with_their_summary(tracked: Tracked) -> None:
     assert f"/#/experiments/{run.experiment_id}/runs/{run.run_id}" in evaluated
     assert "kedro mlflow ui --env demo" in evaluated
     assert "kedro viz run --env demo" in evaluated
+
+
+def test_facts_are_completed_from_the_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Locations relative to the project, this run's version of a versioned dataset, the
+    packaged threshold rule, the last run's drops; the reports of a run whose dataset
+    hooks ran elsewhere (ParallelRunner) read back from the catalog."""
+    monkeypatch.chdir(tmp_path)
+    report_path = tmp_path / "data/08_reporting/test_metrics.json"
+    report_path.parent.mkdir(parents=True)
+    report_path.write_text(json.dumps(binary_report()))
+    pd.DataFrame({"reason": ["unreadable image: x", "unreadable image: y"]}).to_csv(
+        tmp_path / "data/08_reporting/dropped_items.csv", index=False
+    )
+    catalog = DataCatalog(
+        {
+            "test_metrics": JSONDataset(filepath=str(report_path)),
+            "dropped_items": CSVDataset(filepath="data/08_reporting/dropped_items.csv"),
+            "model": JSONDataset(
+                filepath=str(tmp_path / "data/06_models/model.json"), version=Version(None, "V1")
+            ),
+            "params:evaluation": MemoryDataset(EvaluationParams(model_threshold="fixed")),
+        }
+    )
+    pipeline = Pipeline([Node(lambda: ({}, {}), None, ["model", "test_metrics"], name="n")])
+
+    facts = RunFacts()
+    complete_facts(facts, pipeline, catalog)
+
+    assert facts.made == {
+        "model": "data/06_models/model.json/V1/model.json",
+        "test_metrics": "data/08_reporting/test_metrics.json",
+    }
+    assert facts.reports == {"test_metrics": binary_report()}
+    assert facts.model_threshold == "fixed"
+    assert facts.counts == {"dropped_items": {"unreadable image": 2}}
+    assert facts.counts_from_earlier == {"dropped_items": "data/08_reporting/dropped_items.csv"}
+    assert dataset_location(catalog, "params:evaluation") is None
