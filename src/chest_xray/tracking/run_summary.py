@@ -108,7 +108,8 @@ def _report_lines(name: str, report: dict[str, Any], model_threshold: str) -> li
         return [f"{title}: not scored ({report['skipped']})"]
     if report.get("task") == "multiclass":
         return [*multiclass_lines(report, title), *calibration_lines(report)]
-    return [*binary_lines(report, model_threshold, title), *calibration_lines(report)]
+    packaged = name == EVALUATION_REPORT  # the fold ensemble is not packaged
+    return [*binary_lines(report, model_threshold, title, packaged), *calibration_lines(report)]
 
 
 # ------------------------------------------------------------------------- evaluation
@@ -132,12 +133,15 @@ def _metric_table(
     return lines
 
 
-def binary_lines(report: dict[str, Any], model_threshold: str, title: str) -> list[str]:
+def binary_lines(
+    report: dict[str, Any], model_threshold: str, title: str, packaged: bool = True
+) -> list[str]:
     """Accuracy, sensitivity, specificity at the packaged model's threshold, and AUC.
 
     The packaged model applies the threshold chosen on validation unless
     ``evaluation.model_threshold`` is ``fixed`` (or none was chosen): the row shown is
-    the one that says how the model a user gets decides.
+    the one that says how the model a user gets decides (for a report of a model that is
+    not packaged, ``packaged=False``, the same rule, without claiming so).
     """
     test = report["test"]
     intervals = test.get("confidence_intervals") or {}
@@ -154,7 +158,8 @@ def binary_lines(report: dict[str, Any], model_threshold: str, title: str) -> li
     rows.append(("AUC", test.get("auc"), auc_ci))
     return [
         f"{title}: {test['n']} images, positive class {report.get('positive_class', '?')}, "
-        f"threshold {point['threshold']:.3f} ({source}, as the packaged model decides)",
+        f"threshold {point['threshold']:.3f} ({source}"
+        f"{', as the packaged model decides' if packaged else ''})",
         *_metric_table(rows, float(intervals.get("level", 0.95))),
     ]
 
