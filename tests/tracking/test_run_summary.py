@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -116,6 +117,14 @@ def test_an_evaluated_run_shows_the_packaged_threshold_metrics_with_intervals() 
     assert _line(text, "AUC").split()[1:] == ["0.951", "0.935", "-", "0.966"]
     assert "95% interval" in text
     assert "calibration (test ECE): 0.123" in text and "0.046 after temperature 1.73" in text
+
+
+def test_the_packaged_models_own_decision_rule_is_quoted() -> None:
+    facts = evaluated_facts()
+    rule = "threshold 0.7903, youden on validation, in calibrated units"
+    record_saved(facts, "servable_model", SimpleNamespace(settings=SimpleNamespace(decision=rule)))
+    assert f"  packaged model: {rule}" in summary_text(facts).splitlines()
+    assert "packaged model:" not in summary_text(evaluated_facts())
 
 
 def test_the_fixed_threshold_is_shown_when_the_package_applies_it() -> None:
@@ -306,6 +315,7 @@ def test_real_runs_end_with_their_summary(tracked: Tracked) -> None:
     assert f"threshold {tuned['threshold']:.3f}" in evaluated
     assert _line(evaluated, "accuracy").split()[1] == f"{tuned['accuracy']:.3f}"
     assert "calibration (test ECE)" in evaluated
+    assert "packaged model: threshold " in evaluated
     # Evaluated without data_processing: the drops are the last data_processing run's.
     assert f"Dropped or skipped (by the last data_processing run): {len(dropped)}" in evaluated
     assert "Plots in data/08_reporting/:" in evaluated

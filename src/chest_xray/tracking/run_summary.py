@@ -53,6 +53,8 @@ class RunFacts:
     # Tables this run did not make, read from an earlier run (name -> location).
     counts_from_earlier: dict[str, str | None] = field(default_factory=dict)
     model_threshold: str = "validation"  # evaluation.model_threshold: what the package applies
+    # The packaged model's own decision rule (InferenceSettings.decision), when one was saved.
+    packaged_decision: str | None = None
     mlflow: MlflowRunInfo | None = None
 
 
@@ -93,9 +95,12 @@ def summary_text(facts: RunFacts) -> str:
     if evaluated:
         for name in evaluated:
             lines += ["", *_report_lines(name, facts.reports[name], facts.model_threshold)]
+            if name == EVALUATION_REPORT and facts.packaged_decision:
+                lines.append(f"  packaged model: {facts.packaged_decision}")
     else:
         lines += ["", "No evaluation in this run. It made:", *_made_lines(facts)]
-    lines += ["", *_dropped_lines(facts), *_where_lines(facts)]
+    found = [*_dropped_lines(facts), *_where_lines(facts)]
+    lines += ["", *found] if found else []
     lines += ["", *_mlflow_lines(facts), f"Pipeline graph: kedro viz run --env {facts.env}"]
     return "\n".join(lines)
 

@@ -37,6 +37,7 @@ from chest_xray.tracking.run_summary import (
 logger = logging.getLogger(__name__)
 
 DROPPED_ITEMS = "dropped_items"
+SERVABLE_MODEL = "servable_model"
 
 
 class RunSummaryHooks:
@@ -110,6 +111,11 @@ def record_saved(facts: RunFacts, name: str, data: Any) -> None:
         facts.reports[name] = data
     elif name == TRAINING_HISTORY and isinstance(data, dict):
         facts.history = data
+    elif name == SERVABLE_MODEL:
+        # InferenceSettings.decision: its threshold in the units it applies it in
+        # (calibrated probabilities, once a temperature is packaged).
+        decision = getattr(getattr(data, "settings", None), "decision", None)
+        facts.packaged_decision = decision if isinstance(decision, str) else None
     elif isinstance(data, pd.DataFrame):
         counts = table_counts(name, data)
         if counts is not None:
