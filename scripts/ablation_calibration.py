@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from chest_xray.evaluation.calibration import apply_temperature, calibration_section
-from chest_xray.evaluation.metrics import binary_metrics, choose_threshold
+from chest_xray.evaluation.metrics import binary_metrics
+from chest_xray.evaluation.thresholds import choose_threshold
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "ablation"
 

@@ -1,27 +1,15 @@
-"""Grad-CAM: it points at the class evidence, matches a direct computation, and draws."""
+"""Grad-CAM: it points at the class evidence and matches a direct computation."""
 
 from __future__ import annotations
-
-from io import BytesIO
 
 import keras
 import numpy as np
 import pytest
-from matplotlib.colors import to_hex
-from PIL import Image
 
-from chest_xray.data.figures import WRONG_COLOUR
-from chest_xray.evaluation.gradcam import (
-    gradcam,
-    gradcam_gallery_figure,
-    gradcam_with_probabilities,
-    last_conv_layer,
-    overlay,
-    overlay_png,
-    suited_method,
-)
+from chest_xray.evaluation.gradcam import gradcam, gradcam_with_probabilities, suited_method
+from chest_xray.evaluation.gradcam_network import last_conv_layer
 from chest_xray.modeling.augmentation import build_augmentation
-from chest_xray.modeling.model import build_model, compile_model, without_augmentation
+from chest_xray.modeling.model import build_model, compile_model
 from chest_xray.params import AugmentationParams, ModelParams, OptimizerParams
 
 # Keras' own numpy 2 conversion, not this project's code.
@@ -126,48 +114,6 @@ def test_heatmaps_are_per_image_maps_in_the_unit_range(params: ModelParams) -> N
     np.testing.assert_allclose(prob, model.predict(images, verbose=0)[:, 0], atol=1e-6)
 
 
-def test_last_conv_layer_is_the_rectified_map_before_pooling() -> None:
-    plain = build_model((SIZE, SIZE, 1), TINY)
-    normalised = build_model((SIZE, SIZE, 1), TINY.model_copy(update={"batch_norm": True}))
-
-    assert last_conv_layer(plain).name == "conv_2"
-    assert last_conv_layer(normalised).name == "relu_2"
-
-
-def test_last_conv_layer_of_a_model_without_convolution_is_an_error() -> None:
-    inputs = keras.Input((8, 8, 1))
-    flat = keras.layers.Flatten()(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(flat))
-
-    with pytest.raises(ValueError, match="no Conv2D"):
-        last_conv_layer(model)
-    with pytest.raises(ValueError, match="no Conv2D"):
-        gradcam(model, np.zeros((1, 8, 8, 1), np.uint8))
-
-
-def test_the_served_model_without_augmentation_gives_the_same_maps() -> None:
-    """Its layers were also called in the training model's graph: the right tensors are used."""
-    keras.utils.set_random_seed(5)
-    params = TINY.model_copy(update={"batch_norm": True})
-    trained = build_model((SIZE, SIZE, 1), params, build_augmentation(AugmentationParams()))
-    served = without_augmentation(trained)
-    images = _noise(np.random.default_rng(5), 3)
-
-    assert last_conv_layer(served) is last_conv_layer(trained)
-    np.testing.assert_allclose(gradcam(served, images), gradcam(trained, images), atol=1e-6)
-
-
-def test_a_model_that_is_not_a_chain_is_refused() -> None:
-    inputs = keras.Input((8, 8, 1))
-    conv = keras.layers.Conv2D(2, 3)(inputs)
-    merged = keras.layers.Concatenate()([conv, keras.layers.Conv2D(2, 3)(inputs)])
-    flat = keras.layers.Flatten()(merged)
-    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(flat))
-
-    with pytest.raises(ValueError, match="plain chain"):
-        gradcam(model, np.zeros((1, 8, 8, 1), np.uint8))
-
-
 @tensorflow_only
 def test_heatmaps_match_a_direct_gradient_tape_computation() -> None:
     keras.utils.set_random_seed(2)
@@ -252,78 +198,6 @@ def test_bad_arguments_are_errors(kwargs: dict[str, object], match: str) -> None
     model = build_model((SIZE, SIZE, 1), TINY)
     with pytest.raises(ValueError, match=match):
         gradcam(model, _noise(np.random.default_rng(8), 1), **kwargs)
-
-
-# --------------------------------------------------------------------------- overlays
-
-
-def test_overlay_is_an_rgb_image_and_alpha_zero_is_the_grey_image() -> None:
-    image = _noise(np.random.default_rng(9), 1, 20)[0]
-    heatmap = np.linspace(0.0, 1.0, 400, dtype=np.float32).reshape(20, 20)
-
-    blended = overlay(image, heatmap)
-    assert blended.shape == (20, 20, 3) and blended.dtype == np.uint8
-    assert not np.array_equal(blended, np.repeat(image, 3, axis=-1))
-
-    np.testing.assert_array_equal(overlay(image, heatmap, alpha=0.0), np.repeat(image, 3, -1))
-    np.testing.assert_array_equal(overlay(image[..., 0], heatmap, alpha=0.0)[..., 1], image[..., 0])
-
-
-def test_overlay_colours_the_hot_end_with_the_colormap() -> None:
-    image = np.zeros((2, 2), np.uint8)
-    heatmap = np.array([[0.0, 0.0], [0.0, 1.0]])
-
-    blended = overlay(image, heatmap, alpha=1.0, colormap="jet")
-
-    assert to_hex(blended[1, 1] / 255.0) == "#800000"  # jet's dark red at 1.0
-    assert to_hex(blended[0, 0] / 255.0) == "#000080"  # and dark blue at 0.0
-
-
-def test_overlay_rejects_a_heatmap_of_another_size_and_bad_alpha() -> None:
-    image = np.zeros((4, 4), np.uint8)
-    with pytest.raises(ValueError, match="does not match"):
-        overlay(image, np.zeros((4, 5)))
-    with pytest.raises(ValueError, match="alpha"):
-        overlay(image, np.zeros((4, 4)), alpha=1.5)
-
-
-def test_overlay_png_decodes_to_the_overlay() -> None:
-    image = _noise(np.random.default_rng(10), 1, 12)[0]
-    heatmap = np.random.default_rng(11).random((12, 12))
-
-    with Image.open(BytesIO(overlay_png(image, heatmap, alpha=0.5))) as png:
-        assert png.mode == "RGB"
-        np.testing.assert_array_equal(np.asarray(png), overlay(image, heatmap, alpha=0.5))
-
-
-# ---------------------------------------------------------------------------- gallery
-
-
-def test_gallery_has_an_image_and_an_overlay_per_example() -> None:
-    images = list(_noise(np.random.default_rng(12), 5, 16))
-    heatmaps = list(np.random.default_rng(13).random((5, 16, 16)))
-    titles = [f"example {k}" for k in range(5)]
-
-    fig = gradcam_gallery_figure(
-        images, heatmaps, titles, columns=2, wrong=[False, True, False, False, False]
-    )
-
-    assert len(fig.axes) == 10
-    assert all(len(ax.get_images()) == 1 for ax in fig.axes)
-    suptitles = [text for cell in fig.subfigs for text in cell.texts]  # one per example
-    assert [text.get_text() for text in suptitles] == titles
-    assert [to_hex(text.get_color()) for text in suptitles].count(WRONG_COLOUR) == 1
-    assert to_hex(suptitles[1].get_color()) == WRONG_COLOUR
-    buffer = BytesIO()
-    fig.savefig(buffer, format="png", dpi=30)
-    assert buffer.getvalue().startswith(b"\x89PNG")
-
-
-def test_gallery_of_nothing_says_so_and_mismatches_are_errors() -> None:
-    fig = gradcam_gallery_figure([], [], [])
-    assert [text.get_text() for ax in fig.axes for text in ax.texts] == ["no images"]
-    with pytest.raises(ValueError, match="same length"):
-        gradcam_gallery_figure([np.zeros((4, 4))], [], ["a"])
 
 
 def test_auto_picks_hirescam_for_a_flatten_head_only() -> None:

@@ -22,7 +22,7 @@ REPORT = {
 def test_the_calibrated_threshold_makes_the_same_decisions(
     shift: tuple[float, float] | None,
 ) -> None:
-    from chest_xray.evaluation.metrics import prior_shift
+    from chest_xray.evaluation.prior_shift import prior_shift
 
     p = np.linspace(0.001, 0.999, 2001)
     before = p if shift is None else prior_shift(p, *shift)

@@ -173,24 +173,41 @@ def _parse(data: bytes, name: str) -> Dataset:
 
 
 def _check(ds: Dataset, name: str) -> _Header:
-    """Refuse, from the header alone, what must not or cannot be decoded."""
+    """Refuse, from the header alone, what must not or cannot be decoded.
+
+    In the order a reader would ask: is there pixel data at all, can its header be
+    read, is it one image of a size and colour model this decoder handles, and can an
+    installed decoder read its transfer syntax.
+    """
+    _check_pixel_data(ds, name)
+    header = _read_header(ds, name)
+    _check_image(header, name)
+    _check_decoder(header, name)
+    return header
+
+
+def _check_pixel_data(ds: Dataset, name: str) -> None:
+    """Float pixels are refused; no pixels at all is a truncated file or not an image."""
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         raise UnsupportedImageError(name, "DICOM float pixel data is not supported")
-    if "PixelData" not in ds:
-        uid = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or ""
-        sop_class = UID(str(uid)).name or "unknown SOP class"
-        if not ds or "Rows" in ds or "Image" in sop_class:
-            # An image's header without its pixels, or a file meta with no dataset after
-            # it (pydicom drops the whole dataset when the file ends inside an element's
-            # header or an encapsulated pixel data): the end of the file is missing.
-            raise UnreadableImageError(
-                name, f"truncated or corrupt DICOM file: no pixel data in a {sop_class} file"
-            )
-        raise UnsupportedImageError(
-            name, f"DICOM file without pixel data ({sop_class}): not an image"
+    if "PixelData" in ds:
+        return
+    uid = ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID") or ""
+    sop_class = UID(str(uid)).name or "unknown SOP class"
+    if not ds or "Rows" in ds or "Image" in sop_class:
+        # An image's header without its pixels, or a file meta with no dataset after
+        # it (pydicom drops the whole dataset when the file ends inside an element's
+        # header or an encapsulated pixel data): the end of the file is missing.
+        raise UnreadableImageError(
+            name, f"truncated or corrupt DICOM file: no pixel data in a {sop_class} file"
         )
+    raise UnsupportedImageError(name, f"DICOM file without pixel data ({sop_class}): not an image")
+
+
+def _read_header(ds: Dataset, name: str) -> _Header:
+    """The Image Pixel attributes the decoding needs; a missing or malformed one is corrupt."""
     try:
-        header = _Header(
+        return _Header(
             photometric=str(ds.PhotometricInterpretation).strip().upper(),
             rows=int(ds.Rows),
             columns=int(ds.Columns),
@@ -203,6 +220,10 @@ def _check(ds: Dataset, name: str) -> _Header:
         raise UnreadableImageError(
             name, f"corrupt DICOM image header: {_one_line(error)}"
         ) from error
+
+
+def _check_image(header: _Header, name: str) -> None:
+    """One frame, within Pillow's pixel limit (before any pixel is decoded), grey or colour."""
     if header.frames > 1:
         raise UnsupportedImageError(
             name, f"multi-frame DICOM ({header.frames} frames): only single images are supported"
@@ -218,6 +239,10 @@ def _check(ds: Dataset, name: str) -> _Header:
         raise UnsupportedImageError(
             name, f"DICOM photometric interpretation {header.photometric} is not supported"
         )
+
+
+def _check_decoder(header: _Header, name: str) -> None:
+    """An installed pydicom decoder for the transfer syntax, able to read these samples."""
     try:
         decoder = get_decoder(header.syntax)
     except NotImplementedError as error:
@@ -242,7 +267,6 @@ def _check(ds: Dataset, name: str) -> _Header:
             "samples cannot be decoded here (Pillow decodes 8-bit JPEG only; needs "
             "pylibjpeg-libjpeg or gdcm)",
         )
-    return header
 
 
 def _to_grey(pixels: np.ndarray, ds: Dataset, header: _Header) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Metrics of a binary classifier from labels and predicted probabilities.
+"""Metrics of a binary classifier from labels and predicted probabilities, and the report.
 
 Labels are 0/1 with 1 (PNEUMONIA) the positive class, and ``prob`` is the
 predicted probability of class 1; a case is called positive when
@@ -15,18 +15,20 @@ default (``EvaluationParams``), make the numbers robust to that shift:
 * ``balanced_accuracy`` (mean of sensitivity and specificity) is reported at
   every operating point: unlike accuracy it does not depend on prevalence.
 * ``validation_threshold: equal_error`` picks the threshold where sensitivity
-  equals specificity on validation, a point defined by the two class-wise
-  rates only, so it does not favour the class that is common in TRAIN.
+  equals specificity on validation (``thresholds``, with the other rules).
 * ``target_prevalence`` re-weights the predicted probabilities from the
-  training prevalence to a stated one by Bayes' rule (Saerens, Latinne &
-  Decaestecker 2002, "Adjusting the outputs of a classifier to new a priori
-  probabilities"), before any threshold is applied or chosen.
+  training prevalence to a stated one by Bayes' rule (``prior_shift``),
+  before any threshold is applied or chosen.
+
+This module scores one operating point, assembles the evaluation report from the
+two (test at the fixed and the chosen threshold, validation) and flattens it for a
+metrics logger.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import (
@@ -36,9 +38,9 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
-    roc_curve,
 )
 
+from chest_xray.evaluation.arrays import ArrayLike, as_arrays, has_both_classes
 from chest_xray.evaluation.bootstrap import (
     Statistic,
     binary_statistics,
@@ -47,9 +49,8 @@ from chest_xray.evaluation.bootstrap import (
 )
 from chest_xray.evaluation.multiclass import OVERALL_KEYS, PER_CLASS_KEYS, multiclass_metrics
 from chest_xray.evaluation.params import BootstrapParams, EvaluationParams
-
-ArrayLike = Sequence[float] | np.ndarray
-ThresholdStrategy = Literal["youden", "accuracy", "equal_error"]
+from chest_xray.evaluation.prior_shift import prior_shift, shift_source
+from chest_xray.evaluation.thresholds import choose_threshold
 
 # Keys of ``binary_metrics`` that are rates, in the order they are flattened.
 RATE_KEYS: tuple[str, ...] = (
@@ -60,33 +61,6 @@ RATE_KEYS: tuple[str, ...] = (
     "precision",
     "f1",
 )
-
-
-def _column_to_vector(values: np.ndarray) -> np.ndarray:
-    """Accept Keras' ``(n, 1)`` predictions; any other 2-D shape is left to fail."""
-    return values[:, 0] if values.ndim == 2 and values.shape[1] == 1 else values
-
-
-def _as_probabilities(prob: ArrayLike) -> np.ndarray:
-    p = _column_to_vector(np.asarray(prob, dtype=np.float64))
-    if p.size and not (np.isfinite(p).all() and p.min() >= 0.0 and p.max() <= 1.0):
-        raise ValueError("prob must be probabilities in [0, 1]")
-    return p
-
-
-def _as_arrays(y_true: ArrayLike, prob: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Validate once here so a shape or label mix-up fails loudly, not as a bad metric."""
-    y = _column_to_vector(np.asarray(y_true))
-    p = _column_to_vector(np.asarray(prob, dtype=np.float64))
-    if y.ndim != 1 or p.ndim != 1 or y.shape != p.shape:
-        raise ValueError(f"y_true and prob must be 1-D and equal length, got {y.shape}, {p.shape}")
-    if y.size and not np.isin(y, (0, 1)).all():
-        raise ValueError("y_true must contain only 0 and 1")
-    return y.astype(np.int64), _as_probabilities(p)
-
-
-def _has_both_classes(y: np.ndarray) -> bool:
-    return bool(np.unique(y).size == 2)
 
 
 def binary_metrics(y_true: ArrayLike, prob: ArrayLike, threshold: float) -> dict[str, Any]:
@@ -101,7 +75,7 @@ def binary_metrics(y_true: ArrayLike, prob: ArrayLike, threshold: float) -> dict
     here (so with one class absent, its 0.0 counts), not scikit-learn's
     ``balanced_accuracy_score``, which averages over the classes present only.
     """
-    y, p = _as_arrays(y_true, prob)
+    y, p = as_arrays(y_true, prob)
     if y.size == 0:
         raise ValueError("binary_metrics needs at least one sample")
     pred = (p >= threshold).astype(np.int64)
@@ -126,132 +100,10 @@ def binary_metrics(y_true: ArrayLike, prob: ArrayLike, threshold: float) -> dict
 
 def roc_auc(y_true: ArrayLike, prob: ArrayLike) -> float | None:
     """ROC AUC, or None when it is undefined (empty input or a single class)."""
-    y, p = _as_arrays(y_true, prob)
-    if not _has_both_classes(y):
+    y, p = as_arrays(y_true, prob)
+    if not has_both_classes(y):
         return None
     return float(roc_auc_score(y, p))
-
-
-def _youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    """Argmax of TPR - FPR; ``np.argmax`` keeps the first, i.e. highest, threshold on ties."""
-    fpr, tpr, thresholds = roc_curve(y, p, pos_label=1, drop_intermediate=False)
-    best = int(np.argmax(tpr - fpr))
-    return float(min(thresholds[best], 1.0))  # thresholds[0] is +inf: "nothing positive"
-
-
-def _equal_error_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    """Argmin of |sensitivity - specificity| = |TPR + FPR - 1| over the ROC thresholds.
-
-    The ROC curve is a staircase, so sensitivity rarely equals specificity
-    exactly: this is the point closest to it. ``np.argmin`` keeps the first,
-    i.e. highest, threshold on ties, matching the other rules.
-    """
-    fpr, tpr, thresholds = roc_curve(y, p, pos_label=1, drop_intermediate=False)
-    best = int(np.argmin(np.abs(tpr + fpr - 1.0)))
-    return float(min(thresholds[best], 1.0))  # thresholds[0] is +inf: "nothing positive"
-
-
-def _accuracy_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    """Argmax of accuracy over every distinct split of the sorted probabilities.
-
-    Candidates are 0.0 (all positive), midpoints between neighbouring distinct
-    probabilities, and 1.0 (nothing positive, as Youden's clipped first
-    threshold). Candidates are scanned from the highest down so ties keep the
-    highest threshold, matching the Youden rule.
-    """
-    unique = np.unique(p)
-    midpoints = (unique[:-1] + unique[1:]) / 2.0
-    candidates = np.concatenate(([1.0], midpoints[::-1], [0.0]))
-    scores = [accuracy_score(y, (p >= t).astype(np.int64)) for t in candidates]
-    return float(candidates[int(np.argmax(scores))])
-
-
-def choose_threshold(y_true: ArrayLike, prob: ArrayLike, strategy: ThresholdStrategy) -> float:
-    """Pick an operating point on the validation split.
-
-    ``youden`` maximises sensitivity + specificity - 1; ``accuracy`` maximises
-    accuracy; ``equal_error`` makes sensitivity and specificity as equal as the
-    validation ROC curve allows. Ties go to the highest threshold (fewest positive calls), so the
-    choice is deterministic. Both classes must be present: with one class any
-    threshold that calls everything that class is "optimal", which says nothing.
-    """
-    y, p = _as_arrays(y_true, prob)
-    if not _has_both_classes(y):
-        raise ValueError("choose_threshold needs both classes in y_true")
-    if strategy == "youden":
-        return _youden_threshold(y, p)
-    if strategy == "accuracy":
-        return _accuracy_threshold(y, p)
-    if strategy == "equal_error":
-        return _equal_error_threshold(y, p)
-    raise ValueError(f"unknown threshold strategy: {strategy!r}")
-
-
-# ------------------------------------------------------------------------ prior shift
-
-
-def prevalence(y_true: ArrayLike) -> float:
-    """Share of positive (label 1) cases; ``ValueError`` on empty input."""
-    y = _column_to_vector(np.asarray(y_true))
-    if y.size == 0:
-        raise ValueError("prevalence needs at least one label")
-    return float(np.mean(y == 1))
-
-
-def prior_shift(prob: ArrayLike, source: float, target: float) -> np.ndarray:
-    """Probabilities of a model trained at prevalence ``source``, re-weighted to ``target``.
-
-    Bayes' rule with the class-conditional densities held fixed (Saerens et al.
-    2002): ``p' = p*t/s / (p*t/s + (1-p)*(1-t)/(1-s))``, i.e. the log-odds move
-    by ``logit(t) - logit(s)``. The map is strictly increasing, so the ranking
-    of cases, the ROC curve and the AUC do not change; what changes is which
-    side of a given threshold a case falls on (``p = s`` becomes ``p' = t``).
-    Both prevalences must be strictly between 0 and 1.
-    """
-    for name, value in (("source", source), ("target", target)):
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"prior_shift needs 0 < {name} < 1, got {value}")
-    p = _as_probabilities(prob)
-    positive = p * (target / source)
-    negative = (1.0 - p) * ((1.0 - target) / (1.0 - source))
-    return positive / (positive + negative)
-
-
-def threshold_before_shift(threshold: float, shift: tuple[float, float] | None) -> float:
-    """The threshold on the model's own probabilities equivalent to ``threshold`` on
-    probabilities shifted by ``shift`` = (source, target): the inverse shift, since
-    ``prior_shift`` is strictly increasing. ``threshold`` itself when there is no shift."""
-    if shift is None:
-        return threshold
-    source, target = shift
-    return float(prior_shift(np.array([threshold]), target, source)[0])
-
-
-def shifted_probabilities(prob: ArrayLike, report: dict[str, Any]) -> np.ndarray:
-    """``prob`` as the report's thresholds see it: shifted when the report records a shift.
-
-    For figures drawn from raw predictions (e.g. operating points on the ROC
-    curve), so that a threshold from the report lands where the report put it.
-    """
-    shift = report.get("prior_shift")
-    if shift is None:
-        return _as_probabilities(prob)
-    return prior_shift(prob, shift["from"], shift["to"])
-
-
-def _shift_source(train_prevalence: float | None, y_val: np.ndarray) -> float:
-    """The training prevalence, or the validation labels' one when it is not given.
-
-    The validation split is carved from TRAIN, so its prevalence stands in for
-    TRAIN's (exactly so when the split is stratified by label).
-    """
-    if train_prevalence is not None:
-        return train_prevalence
-    if y_val.size == 0:
-        raise ValueError(
-            "target_prevalence needs the training prevalence, or a validation split to take it from"
-        )
-    return prevalence(y_val)
 
 
 def _validation_section(
@@ -263,7 +115,7 @@ def _validation_section(
     strategy = params.validation_threshold
     chosen = (
         choose_threshold(val_true, val_prob, strategy)
-        if strategy != "none" and _has_both_classes(val_true)
+        if strategy != "none" and has_both_classes(val_true)
         else None
     )
     return {
@@ -292,18 +144,18 @@ def evaluation_report(
     With ``params.target_prevalence`` set, validation and test probabilities
     are first shifted from ``train_prevalence`` (the share of PNEUMONIA the
     model was trained on; when None, the validation labels' share, see
-    ``_shift_source``) to the target, and the report records
+    ``prior_shift.shift_source``) to the target, and the report records
     ``prior_shift: {from, to}``. Every threshold then applies to the shifted
     probabilities. Since the shift keeps the ranking, it moves the fixed
     threshold's operating point (0.5 becomes the Bayes decision at the target
     prevalence) but not the validation rules' choice of cases: ``youden`` and
     ``equal_error`` pick the same test operating point, at a shifted threshold.
     """
-    y_test, p_test = _as_arrays(test_true, test_prob)
-    y_val, p_val = _as_arrays(val_true, val_prob)
+    y_test, p_test = as_arrays(test_true, test_prob)
+    y_val, p_val = as_arrays(val_true, val_prob)
     shift: dict[str, float] = {}
     if params.target_prevalence is not None:
-        shift = {"from": _shift_source(train_prevalence, y_val), "to": params.target_prevalence}
+        shift = {"from": shift_source(train_prevalence, y_val), "to": params.target_prevalence}
         p_test = prior_shift(p_test, shift["from"], shift["to"])
         p_val = prior_shift(p_val, shift["from"], shift["to"])
     validation = _validation_section(y_val, p_val, params)

@@ -237,7 +237,7 @@ def one_vs_rest_roc_figure(
 # ------------------------------------------------------------------------------ gallery
 
 
-def _as_displayable(image: np.ndarray) -> tuple[np.ndarray, float | None, float | None]:
+def as_displayable(image: np.ndarray) -> tuple[np.ndarray, float | None, float | None]:
     """Drop a channel axis and fix the grey scale so images are comparable, not auto-stretched."""
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[-1] == 1:
@@ -283,7 +283,7 @@ def prediction_gallery_figure(
     fig = new_figure(3.8 * cols, 4.0 * rows)
     grid = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, image, truth, guess, p in zip(grid, images, actual, predicted, prob, strict=False):
-        array, vmin, vmax = _as_displayable(image)
+        array, vmin, vmax = as_displayable(image)
         ax.imshow(array, cmap="gray", vmin=vmin, vmax=vmax)
         colour = RIGHT_COLOUR if truth == guess else WRONG_COLOUR
         ax.set_title(gallery_title(truth, guess, float(p)), color=colour, fontsize=9)

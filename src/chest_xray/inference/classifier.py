@@ -16,7 +16,7 @@ import numpy as np
 
 from chest_xray.data.imaging import UnreadableImageError, prepare
 from chest_xray.evaluation.calibration import apply_temperature, apply_temperature_multiclass
-from chest_xray.evaluation.metrics import prior_shift
+from chest_xray.evaluation.prior_shift import prior_shift
 from chest_xray.inference.settings import InferenceSettings
 from chest_xray.modeling.tta import tta_probabilities
 

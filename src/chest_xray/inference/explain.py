@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from chest_xray.evaluation.gradcam import gradcam, overlay_png
-from chest_xray.evaluation.metrics import threshold_before_shift
+from chest_xray.evaluation.gradcam import gradcam
+from chest_xray.evaluation.gradcam_gallery import overlay_png
+from chest_xray.evaluation.prior_shift import threshold_before_shift
 from chest_xray.inference.classifier import Classifier
 
 

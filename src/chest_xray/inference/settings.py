@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 
 from chest_xray.data.imaging import OutputSettings
 from chest_xray.evaluation.calibration import apply_temperature
-from chest_xray.evaluation.metrics import prior_shift
+from chest_xray.evaluation.prior_shift import prior_shift
 
 if TYPE_CHECKING:
     from chest_xray.data.params import PreprocessingParams

@@ -1,5 +1,9 @@
-"""The model stage (06_models): inputs as uint8 batches, augmentation, the VGG network, its
-training loop. Keras 3 only (any backend); nothing here imports Kedro."""
+"""The model room, 06_models: uint8 batches, augmentation, the VGG network, its training.
+
+Inputs as uint8 batches, augmentation, the VGG-style network, the training loop with its
+callbacks and checkpoints, test-time augmentation and the fold ensemble, multi-worker
+placement, and their typed parameters. Keras 3 only (any backend); nothing here imports
+Kedro."""
 
 from typing import Any
 

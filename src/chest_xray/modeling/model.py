@@ -55,46 +55,57 @@ def build_model(
     if augmentation is not None:
         x = augmentation(x)
     if params.input_normalisation == "standardize":
-        # Per image over all its pixels, no learnt shift or scale: stock layers, so the
-        # saved model still loads without this package. Float32 like the pixels.
-        # epsilon far below an X-ray's pixel variance (~0.04 on 0..1), so a brighter copy
-        # of an image standardises to the same pixels; a flat image stays finite.
-        # Over one axis of the flattened image, not LayerNormalization(axis=[1, 2, 3]):
-        # Keras' HDF5 loader (the project's .h5 model files) drops an axis list of more
-        # than one axis and loads axis=-1, which on one grey channel turns every pixel to
-        # 0 and the model into a constant (AUC 0.5 after a reload).
-        height, width, channels = x.shape[1:]
-        x = keras.layers.Reshape(
-            (height * width * channels,), dtype=_PIXEL_DTYPE, name="standardize_flatten"
-        )(x)
-        x = keras.layers.LayerNormalization(
-            axis=-1,
-            epsilon=1e-6,
-            center=False,
-            scale=False,
-            dtype=_PIXEL_DTYPE,
-            name="standardize",
-        )(x)
-        x = keras.layers.Reshape(
-            (height, width, channels), dtype=_PIXEL_DTYPE, name="standardize_restore"
-        )(x)
+        x = _standardize(x)
     for index, filters in enumerate(params.conv_filters, start=1):
         x = _conv_block(x, index, filters, params)
+    outputs = _head(x, params, n_classes)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _standardize(x: keras.KerasTensor) -> Any:
+    """Each image to zero mean and unit variance over all its pixels, no learnt shift or scale.
+
+    Stock layers, so the saved model still loads without this package. Float32 like the
+    pixels. epsilon far below an X-ray's pixel variance (~0.04 on 0..1), so a brighter
+    copy of an image standardises to the same pixels; a flat image stays finite. Over one
+    axis of the flattened image, not LayerNormalization(axis=[1, 2, 3]): Keras' HDF5
+    loader (the project's .h5 model files) drops an axis list of more than one axis and
+    loads axis=-1, which on one grey channel turns every pixel to 0 and the model into a
+    constant (AUC 0.5 after a reload).
+    """
+    height, width, channels = x.shape[1:]
+    x = keras.layers.Reshape(
+        (height * width * channels,), dtype=_PIXEL_DTYPE, name="standardize_flatten"
+    )(x)
+    x = keras.layers.LayerNormalization(
+        axis=-1,
+        epsilon=1e-6,
+        center=False,
+        scale=False,
+        dtype=_PIXEL_DTYPE,
+        name="standardize",
+    )(x)
+    return keras.layers.Reshape(
+        (height, width, channels), dtype=_PIXEL_DTYPE, name="standardize_restore"
+    )(x)
+
+
+def _head(x: keras.KerasTensor, params: ModelParams, n_classes: int) -> Any:
+    """Flatten or global-average, dropout, the dense layer, then the probabilities.
+
+    The output layer is float32: a float16 sigmoid saturates at 1 - 2**-11 and its
+    log-loss would be computed in half precision.
+    """
     if params.head == "flatten":
         x = keras.layers.Flatten(name="flatten")(x)
     else:
         x = keras.layers.GlobalAveragePooling2D(name="global_average")(x)
     x = keras.layers.Dropout(params.dropout, name="dropout")(x)
     x = keras.layers.Dense(params.dense_units, activation="relu", name="dense")(x)
-    # float32 output: a float16 sigmoid saturates at 1 - 2**-11 and its
-    # log-loss would be computed in half precision.
     if n_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
     units, activation = (1, "sigmoid") if n_classes == 2 else (n_classes, "softmax")
-    outputs = keras.layers.Dense(units, activation=activation, dtype="float32", name="probability")(
-        x
-    )
-    return keras.Model(inputs, outputs, name=name)
+    return keras.layers.Dense(units, activation=activation, dtype="float32", name="probability")(x)
 
 
 def _conv_block(x: keras.KerasTensor, index: int, filters: int, params: ModelParams) -> Any:

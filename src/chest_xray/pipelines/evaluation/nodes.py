@@ -13,13 +13,9 @@ from matplotlib.figure import Figure
 from chest_xray.data.params import PreprocessingParams
 from chest_xray.data.partitions import PartitionLoaders
 from chest_xray.evaluation.calibration import calibration_section
-from chest_xray.evaluation.gradcam import gradcam, gradcam_gallery_figure
-from chest_xray.evaluation.metrics import (
-    evaluation_report,
-    multiclass_report,
-    shifted_probabilities,
-    threshold_before_shift,
-)
+from chest_xray.evaluation.gradcam import gradcam
+from chest_xray.evaluation.gradcam_gallery import gradcam_gallery_figure
+from chest_xray.evaluation.metrics import evaluation_report, multiclass_report
 from chest_xray.evaluation.params import EvaluationParams
 from chest_xray.evaluation.plots import (
     confusion_grid_figure,
@@ -30,6 +26,7 @@ from chest_xray.evaluation.plots import (
     reliability_diagram_figure,
     roc_curve_figure,
 )
+from chest_xray.evaluation.prior_shift import shifted_probabilities, threshold_before_shift
 from chest_xray.inference.packaging import ServableModel
 from chest_xray.inference.settings import settings_from_evaluation
 from chest_xray.modeling import KerasModel
