@@ -1,7 +1,5 @@
 """Project settings: Kedro wiring only. Defaults: https://docs.kedro.org/en/stable/configure/"""
 
-import os
-
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
@@ -9,10 +7,12 @@ from chest_xray.hooks import CrossValidationHooks, RuntimeParamsHooks
 from chest_xray.pipelines.training.hooks import MultiWorkerHooks
 from chest_xray.tracking.content import RunContentHooks
 from chest_xray.tracking.lifecycle import RunLifecycleHooks
+from chest_xray.tracking.summary_hook import RunSummaryHooks
 
 # pluggy calls hooks of one kind last-registered first: RuntimeParamsHooks checks --params
 # (naming a mistyped key) before CrossValidationHooks reads the merged parameters.
 HOOKS = (
+    RunSummaryHooks(),  # first: its after_pipeline_run prints after every other hook's lines
     CrossValidationHooks(),
     RuntimeParamsHooks(),
     RunLifecycleHooks(),
@@ -20,11 +20,9 @@ HOOKS = (
     MultiWorkerHooks(),  # last: its tryfirst hooks run before the tracking hooks'
 )
 
-# TensorFlow's C++ INFO and WARNING lines, once a node imports Keras (an explicit
-# TF_CPP_MIN_LOG_LEVEL wins). Its few lines logged before absl is initialised ignore this
-# variable: no `kedro` command imports Keras before a training or evaluation node runs.
-# Third-party Python warnings are set quiet in conf/logging.yml.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ logging is set quiet when the package is imported (chest_xray/__init__,
+# quiet_start), before anything imports TensorFlow; third-party Python warnings and
+# MLflow's database set-up lines in conf/logging.yml.
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,9 @@ class Tracked:
     client: MlflowClient
     data_processing: Run
     trainings: dict[int, Run]  # by epochs
+    # What each run printed on the standard output (its run summary): "data_processing",
+    # then "training_2" and "training_3".
+    printed: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="package")
@@ -37,10 +42,23 @@ def tracked(
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         client = MlflowClient(uri)
         data = {"raw_root": str(demo_dataset.root), "preprocessing.workers": 1}
-        kedro_run(project, params=data, pipeline_names=["data_processing"])
+        printed = {}
+        with _stdout_into(printed, "data_processing"):
+            kedro_run(project, params=data, pipeline_names=["data_processing"])
         processing = newest_run(client)
         trainings = {}
         for epochs in (2, 3):
-            kedro_run(project, params={"training.epochs": epochs}, pipeline_names=TRAINING)
+            with _stdout_into(printed, f"training_{epochs}"):
+                kedro_run(project, params={"training.epochs": epochs}, pipeline_names=TRAINING)
             trainings[epochs] = newest_run(client)
-        yield Tracked(project, uri, client, processing, trainings)
+        yield Tracked(project, uri, client, processing, trainings, printed)
+
+
+@contextlib.contextmanager
+def _stdout_into(printed: dict[str, str], key: str) -> Iterator[None]:
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        printed[key] = buffer.getvalue()

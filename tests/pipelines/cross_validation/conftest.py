@@ -3,6 +3,8 @@ a 3-fold cross_validation run once on demo data, with its MLflow store."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ class Project:
 
     def __init__(self, root: Path, raw: Path) -> None:
         self.root, self.raw = root, raw
+        self.printed: list[str] = []  # each run's standard output (its run summary)
 
     def run(self, pipeline_names: list[str], **run_args: object) -> None:
         runtime = nest(
@@ -34,8 +37,17 @@ class Project:
                 "cross_validation.folds": FOLDS,
             }
         )
-        with KedroSession.create(project_path=self.root, env="demo", runtime_params=runtime) as s:
-            s.run(pipeline_names=pipeline_names, **run_args)
+        out = io.StringIO()
+        try:
+            with (
+                contextlib.redirect_stdout(out),
+                KedroSession.create(
+                    project_path=self.root, env="demo", runtime_params=runtime
+                ) as session,
+            ):
+                session.run(pipeline_names=pipeline_names, **run_args)
+        finally:
+            self.printed.append(out.getvalue())
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)

@@ -158,6 +158,22 @@ def test_mlflow_has_one_parent_run_with_a_child_run_per_fold(project: Project) -
     )
 
 
+def test_the_run_ends_with_the_cross_validation_summary(project: Project) -> None:
+    printed = project.printed[0]  # data_processing + cross_validation
+    summary = json.loads(project.path(*CV.parts, "summary.json").read_text())
+    auc = summary["statistics"]["test_auc"]
+    assert f"Cross-validation over {FOLDS} folds" in printed
+    row = f"  {'AUC':<18}{auc['mean']:>7.3f}{auc['sd']:>8.3f}   {auc['min']:.3f} - {auc['max']:.3f}"
+    assert row in printed.splitlines()
+    assert f"pooled out-of-fold AUC {summary['pooled_out_of_fold']['auc']:.3f}" in printed
+    ensemble = json.loads(project.path(*CV.parts, "ensemble_test_metrics.json").read_text())
+    assert f"Fold ensemble on the test split: {ensemble['test']['n']} images" in printed
+    assert "packaged" not in printed  # cross-validation packages no model
+    runs = project.runs()
+    parent = runs[runs["tags.mlflow.runName"].str.startswith("data_processing+cross_validation")]
+    assert f"MLflow run {parent['run_id'].iloc[0]}" in printed
+
+
 def test_one_fold_reruns_alone_with_namespaces(project: Project) -> None:
     models = {
         fold: project.path("data", "06_models", "cross_validation", f"fold_{fold}", "model.h5")
