@@ -365,3 +365,22 @@ def test_facts_are_completed_from_the_catalog(
     assert facts.counts == {"dropped_items": {"unreadable image": 2}}
     assert facts.counts_from_earlier == {"dropped_items": "data/08_reporting/dropped_items.csv"}
     assert dataset_location(catalog, "params:evaluation") is None
+
+
+def test_an_inference_run_counts_the_images_flagged_out_of_distribution() -> None:
+    predictions = pd.DataFrame(
+        {"file": ["a.png", "b.png", "c.png"], "ood_flag": [False, True, True]}
+    )
+    counts = table_counts("inference_predictions", predictions)
+    assert counts == {"rows": 3, "ood_flagged": 2}
+    facts = RunFacts(
+        pipelines=["inference"],
+        made={"inference_predictions": "data/07_model_output/inference_predictions.csv"},
+        counts={"inference_predictions": counts},
+    )
+    assert (
+        "predictions: 3 row(s), 2 flagged out of distribution in "
+        "data/07_model_output/inference_predictions.csv"
+    ) in summary_text(facts)
+    older = table_counts("inference_predictions", predictions.drop(columns="ood_flag"))
+    assert older == {"rows": 3}

@@ -75,6 +75,9 @@ def table_counts(name: str, table: pd.DataFrame) -> dict[str, int] | None:
         return _value_counts(table["status"].astype(str))
     if name == "split_manifest" and "split" in table.columns:
         return _value_counts(table["split"].astype(str))
+    if name == "inference_predictions" and "ood_flag" in table.columns:
+        # Out-of-distribution images the guard flagged (left unlabelled by default).
+        return {"rows": len(table), "ood_flagged": int(table["ood_flag"].fillna(False).sum())}
     if name in {"inference_predictions", "inference_skipped"}:
         return {"rows": len(table)}
     return None
@@ -255,7 +258,9 @@ def _made_lines(facts: RunFacts) -> list[str]:
         lines.append(f"  model: {made['model']}{_history_note(facts.history)}")
     for name, label in (("inference_predictions", "predictions"), ("inference_skipped", "skips")):
         if name in counts and name in made:
-            lines.append(f"  {label}: {counts[name]['rows']} row(s) in {made[name]}")
+            flagged = counts[name].get("ood_flagged")
+            note = "" if flagged is None else f", {flagged} flagged out of distribution"
+            lines.append(f"  {label}: {counts[name]['rows']} row(s){note} in {made[name]}")
     shown = {"processed_images", "preprocessing_log", "split_manifest", "model"}
     shown |= {"inference_predictions", "inference_skipped", "dropped_items"}
     others = [name for name in made if name not in shown and not name.endswith("_plot")]
