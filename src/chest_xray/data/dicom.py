@@ -43,6 +43,7 @@ from pydicom.pixels import (
 )
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGExtended12Bit
 
+from chest_xray.data.decode_budget import decode_budget
 from chest_xray.data.image_errors import UnreadableImageError, UnsupportedImageError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -52,6 +53,9 @@ _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 # pydicom returns YBR_FULL(_422) as RGB; JPEG decoders return YBR_ICT/RCT/PARTIAL as RGB.
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+# Peak bytes per pixel while decoding: the stored values (2), the modality and VOI
+# transforms in float64 (8 each), the scaled copy (8) and the grey result (1).
+_DECODE_BYTES_PER_PIXEL = 27
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,27 @@ def decode_dicom(data: bytes, name: str) -> Image.Image:
     return read_dicom(data, name).image
 
 
-def read_dicom(data: bytes, name: str) -> DicomImage:
-    """``decode_dicom``, plus the original's description and size for the log."""
+def read_dicom(data: bytes, name: str, *, max_pixels: int | None = None) -> DicomImage:
+    """``decode_dicom``, plus the original's description and size for the log.
+
+    ``max_pixels`` refuses, from the header, an image of more pixels (Pillow's
+    limit always applies); the decode runs inside the process's decode budget.
+    """
     ds = _parse(data, name)
     header = _check(ds, name)
+    count = header.rows * header.columns
+    if max_pixels is not None and count > max_pixels:
+        raise UnsupportedImageError(
+            name,
+            f"image too large: {header.columns}x{header.rows} = {count:,} pixels, over the "
+            f"limit of {max_pixels:,} pixels",
+        )
+    with decode_budget().admit(count * _DECODE_BYTES_PER_PIXEL):
+        return _decoded(ds, header, name)
+
+
+def _decoded(ds: Dataset, header: _Header, name: str) -> DicomImage:
+    """The pixels of a checked dataset through the display pipeline, as mode L."""
     try:
         pixels = pixel_array(ds)
     except NotImplementedError as error:  # e.g. 12-bit JPEG, which Pillow cannot decode

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chest_xray.data.imaging import UnreadableImageError, prepare
+from chest_xray.data.imaging import DEFAULT_MAX_PIXELS, UnreadableImageError, prepare
 from chest_xray.evaluation.calibration import apply_temperature, apply_temperature_multiclass
 from chest_xray.evaluation.metrics import prior_shift
 from chest_xray.inference.settings import InferenceSettings
@@ -36,6 +36,9 @@ class Classifier:
     model: keras.Model
     settings: InferenceSettings
     source: str  # where it was loaded from: a local package path or an MLflow URI
+    # Refused from the header above this (``--max-pixels``, CHEST_XRAY_MAX_IMAGE_PIXELS):
+    # a property of the host running the model, not of the package.
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     def pixels(self, data: bytes, name: str) -> np.ndarray:
         """Encoded image (JPEG, PNG, DICOM, ...) -> (H, W, 1) uint8, as training saw it.
@@ -48,7 +51,7 @@ class Classifier:
                 f"too large: {len(data):,} bytes, over the model's limit of "
                 f"{self.settings.max_image_bytes:,} bytes",
             )
-        image, _, _ = prepare(data, name, self.settings.output_settings)
+        image, _, _ = prepare(data, name, self.settings.output_settings, max_pixels=self.max_pixels)
         return np.asarray(image, dtype=np.uint8)[..., np.newaxis]
 
     @property

@@ -9,8 +9,11 @@ with one image per row, in one of two columns:
   folder once every symbolic link is resolved (no ``../`` or link escapes).
 
 Limits, from the server's environment: ``CHEST_XRAY_MAX_IMAGES_PER_REQUEST``
-(default 64) and ``CHEST_XRAY_MAX_IMAGE_BYTES`` (lowers the package's own
-per-image limit, 64 MiB by default).
+(default 64), ``CHEST_XRAY_MAX_IMAGE_BYTES`` (lowers the package's own
+per-image limit, 64 MiB by default), ``CHEST_XRAY_MAX_IMAGE_PIXELS`` (default
+50 million, read from each image's header before it is decoded) and
+``CHEST_XRAY_DECODE_MEMORY_MB`` (how much the images decoding at once may take,
+default 1024: ``data.decode_budget``).
 
 Output, one row per image: ``probability`` (of the positive class), ``label`` at
 the model's threshold, and that ``threshold``. A multiclass model answers
@@ -51,7 +54,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, PERMISSION_DENIED
 from mlflow.pyfunc import PythonModel
 
-from chest_xray.data.imaging import UnreadableImageError
+from chest_xray.data.imaging import DEFAULT_MAX_PIXELS, UnreadableImageError
 from chest_xray.inference.classifier import Classifier, ImageTooLargeError
 from chest_xray.inference.settings import InferenceSettings
 
@@ -59,6 +62,7 @@ KERAS_ARTIFACT = "keras_model"
 SERVE_ROOT_ENV = "CHEST_XRAY_SERVE_ROOT"  # the folder ``path`` inputs must stay inside
 MAX_ROWS_ENV = "CHEST_XRAY_MAX_IMAGES_PER_REQUEST"
 MAX_BYTES_ENV = "CHEST_XRAY_MAX_IMAGE_BYTES"  # per image, at most the package's own limit
+MAX_PIXELS_ENV = "CHEST_XRAY_MAX_IMAGE_PIXELS"  # per image, from its header
 DEFAULT_MAX_ROWS = 64
 OUTPUT_COLUMNS = ["probability", "label", "threshold"]
 
@@ -84,8 +88,9 @@ class ChestXrayModel(PythonModel):
         if limit := os.environ.get(MAX_BYTES_ENV):  # a server may only lower the package's limit
             lowered = min(int(limit), settings.max_image_bytes)
             settings = settings.model_copy(update={"max_image_bytes": lowered})
+        max_pixels = _positive_env(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
         model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
-        self.classifier = Classifier(model, settings, source="mlflow")
+        self.classifier = Classifier(model, settings, source="mlflow", max_pixels=max_pixels)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -143,6 +148,16 @@ def confined_path(path: str, root: str | None, name: str) -> Path:
     if not resolved.is_file():
         raise RequestError(f"{name}: {path} is not a regular file")
     return resolved
+
+
+def _positive_env(variable: str, default: int) -> int:
+    """A positive integer from the server's environment, or a clear error naming it."""
+    value = os.environ.get(variable, "")
+    if not value:
+        return default
+    if not value.isdigit() or int(value) <= 0:
+        raise MlflowException(f"{variable} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def _as_frame(model_input: Any) -> pd.DataFrame:
