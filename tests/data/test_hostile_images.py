@@ -182,3 +182,27 @@ def test_a_lab_tiff_keeps_its_lightness() -> None:
     grey, original_mode, _ = prepare(data, "lab.tiff", OutputSettings((48, 64)))
     assert original_mode == "LAB"
     np.testing.assert_allclose(np.asarray(grey, dtype=int), ramp(64, 48, 255, np.uint8), atol=2)
+
+
+def test_preprocessing_counts_an_image_that_cannot_become_grey_as_a_skip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chest_xray.data.preprocessing import preprocess_all
+
+    modes = ["LAB", "CMYK", "YCbCr", "I;16", "I", "F", "P", "PA", "LA", "1"]
+    files = {f"{mode}.tiff": encode(mode_image(mode), "TIFF") for mode in modes}
+    real = imaging.to_grey
+
+    def no_cmyk(image: Image.Image) -> Image.Image:
+        if image.mode == "CMYK":
+            raise ValueError("conversion from CMYK to L not supported")
+        return real(image)
+
+    monkeypatch.setattr(imaging, "to_grey", no_cmyk)
+    loaders = {name: (lambda data=data: data) for name, data in files.items()}
+    jobs = [(name, name) for name in files]
+    outcomes = {o.key: o for o in preprocess_all(loaders, jobs, SETTINGS, workers=2)}
+    assert {key for key, o in outcomes.items() if o.image is None} == {"CMYK.tiff"}
+    assert outcomes["CMYK.tiff"].reason == (
+        "cannot make a CMYK image grey: conversion from CMYK to L not supported"
+    )

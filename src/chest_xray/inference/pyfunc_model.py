@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, PERMISSION_DENIED
+from mlflow.protos.databricks_pb2 import (
+    INTERNAL_ERROR,
+    INVALID_PARAMETER_VALUE,
+    PERMISSION_DENIED,
+)
 from mlflow.pyfunc import PythonModel
 
 from chest_xray.data.imaging import DEFAULT_MAX_PIXELS, UnreadableImageError
 from chest_xray.inference.classifier import Classifier, ImageTooLargeError
 from chest_xray.inference.settings import InferenceSettings
+
+logger = logging.getLogger(__name__)
 
 KERAS_ARTIFACT = "keras_model"
 SERVE_ROOT_ENV = "CHEST_XRAY_SERVE_ROOT"  # the folder ``path`` inputs must stay inside
@@ -95,6 +102,21 @@ class ChestXrayModel(PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
+        try:
+            return self._predict(model_input)
+        except MlflowException:
+            raise  # a refusal with its reason: the scoring server answers 4xx with it
+        except Exception as error:
+            # A fault of this server, not of the request: the traceback goes to the
+            # server's log, the client gets one line without paths or code.
+            logger.exception("The model failed on a request")
+            raise MlflowException(
+                f"the model failed on this request ({type(error).__name__}); "
+                "the server's log has the details",
+                error_code=INTERNAL_ERROR,
+            ) from None
+
+    def _predict(self, model_input: Any) -> pd.DataFrame:
         frame = _as_frame(model_input)
         pixels = np.stack([self._pixels(index, row) for index, row in enumerate(_rows(frame))])
         prob = self.classifier.probabilities(pixels)
@@ -111,17 +133,27 @@ class ChestXrayModel(PythonModel):
         if image is not None:
             data = _decode_base64(image, name, limit)
         else:
-            file = confined_path(str(path), os.environ.get(SERVE_ROOT_ENV), name)
-            if file.stat().st_size > limit:
-                raise RequestError(f"{name}: file {path} is too large (over {limit:,} bytes)")
-            data = file.read_bytes()
+            data = _read_served_file(path, name, limit)
             name = f"{name} ({path})"
         try:
             return self.classifier.pixels(data, name)
         except ImageTooLargeError as error:
-            raise RequestError(str(error)) from error
+            raise RequestError(str(error)) from None
         except UnreadableImageError as error:
-            raise RequestError(f"{error.name}: not a usable image: {error.reason}") from error
+            raise RequestError(f"{error.name}: not a usable image: {error.reason}") from None
+
+
+def _read_served_file(path: Any, name: str, limit: int) -> bytes:
+    """The bytes of a ``path`` row's file, inside the served root; refusals name the row."""
+    if not isinstance(path, str) or "\x00" in path:
+        raise RequestError(f"{name}: 'path' must be a file path (text without NUL bytes)")
+    try:
+        file = confined_path(path, os.environ.get(SERVE_ROOT_ENV), name)
+        if file.stat().st_size > limit:
+            raise RequestError(f"{name}: file {path} is too large (over {limit:,} bytes)")
+        return file.read_bytes()
+    except OSError as error:
+        raise RequestError(f"{name}: cannot read {path}: {error.strerror or 'error'}") from None
 
 
 def confined_path(path: str, root: str | None, name: str) -> Path:
