@@ -116,3 +116,18 @@ def test_a_fault_of_the_model_is_one_line_without_a_traceback(  # type: ignore[n
         "the model failed on this request (RuntimeError); the server's log has the details"
     )
     assert error.value.get_http_status_code() == 500
+
+
+def test_a_network_that_does_not_fit_its_package_is_refused_when_loaded(
+    classifier: Classifier,
+) -> None:
+    from chest_xray.inference.settings import InferenceSettingsError
+    from tests.inference.conftest import tiny_settings
+
+    three = tiny_settings(
+        task="multiclass", classes=("A", "B", "C"), threshold=None, threshold_source="argmax"
+    )
+    with pytest.raises(InferenceSettingsError, match=r"pkg: the network has 1 output.*needs 3"):
+        Classifier(classifier.model, three, "pkg")
+    with pytest.raises(InferenceSettingsError, match=r"takes images of \(40, 48, 1\)"):
+        Classifier(classifier.model, tiny_settings(image_size=(64, 64)), "pkg")
