@@ -11,6 +11,7 @@ import os
 import stat
 import tempfile
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 from fsspec.utils import get_protocol
 
@@ -30,6 +31,19 @@ def require_local(path: str, what: str, why: str) -> str:
     if not is_local(path):
         raise ValueError(f"{what} must be a folder on this machine, not {path!r}: {why}")
     return path
+
+
+def redacted(uri: str) -> str:
+    """``uri`` with the password of its ``user:password@`` part replaced by ``***``, for
+    any message or log line that names a store or server (a password must not be printed)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def write_atomically(path: str, data: bytes) -> None:
