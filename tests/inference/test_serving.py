@@ -114,3 +114,5 @@ def test_the_depth_count_skips_strings() -> None:
 def test_bad_arguments_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["-m", "x", "--max-json-depth", "0"]) == 2
     assert main([]) == 2
+    assert main(["-m", "no/such/package"]) == 2
+    assert "no/such/package: no such model package folder" in capsys.readouterr().err

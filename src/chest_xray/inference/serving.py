@@ -182,6 +182,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if min(args.max_request_bytes, args.max_json_depth) <= 0 or not 0 < args.port < 65536:
         print("chest-xray serve: the port, limits and depth must be positive", file=sys.stderr)
         return 2
+    if ":/" not in args.model and not os.path.exists(args.model):
+        print(
+            f"chest-xray serve: --model {args.model}: no such model package folder", file=sys.stderr
+        )
+        return 2
     import mlflow
     import uvicorn
 
