@@ -162,3 +162,21 @@ def test_an_image_over_the_pixel_limit_is_skipped_as_too_large(
 def test_help_is_not_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert run("--help") == cli.EXIT_OK
     assert "--max-pixels" in capsys.readouterr().out
+
+
+def test_a_network_failing_at_predict_time_is_one_line(
+    package: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    image = tmp_path / "a.png"
+    image.write_bytes(image_bytes("PNG"))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("oneDNN primitive failed")
+
+    monkeypatch.setattr("chest_xray.inference.classifier.Classifier.probabilities", broken)
+    assert run(str(image), "--model", str(package)) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "the model failed: oneDNN primitive failed" in err and "Traceback" not in err

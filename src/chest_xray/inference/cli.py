@@ -17,7 +17,8 @@ outputs' folders). Exit status: 0 every file predicted; 3 some files skipped
 (listed on stderr and in ``--skipped``), the others predicted; 4 no file could be
 predicted; 2 bad arguments (a path that does not exist, a number out of range, an
 output that cannot be written: should writing one still fail after predicting, the
-predictions go to standard output, never lost); 1 the model could not be loaded.
+predictions go to standard output, never lost); 1 the model could not be loaded
+(or failed while predicting).
 """
 
 from __future__ import annotations
@@ -83,14 +84,18 @@ def _predict(args: argparse.Namespace) -> int:
     show = args.progress
     if show is None:
         show = len(listing.files) >= _PROGRESS_MIN_FILES and sys.stderr.isatty()
-    result = predict_files(
-        listing.files,
-        classifier,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        sizes=listing.sizes,
-        progress=show,
-    )
+    try:
+        result = predict_files(
+            listing.files,
+            classifier,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            sizes=listing.sizes,
+            progress=show,
+        )
+    except Exception as error:  # the network itself failed: said in one line, as a load
+        print(f"chest-xray predict: the model failed: {error}", file=sys.stderr)
+        return EXIT_ERROR
     skipped = pd.concat(
         [pd.DataFrame(listing.skipped, columns=result.skipped.columns), result.skipped]
     )
@@ -335,7 +340,7 @@ def _write_outputs(
         try:
             for name, make in overlays.items():
                 _write_bytes(Path(args.gradcam) / f"{listing.overlay_names[name]}.png", make())
-        except OSError as error:
+        except Exception as error:  # a full disk, or Grad-CAM failing on this network
             print(
                 f"chest-xray predict: cannot write --gradcam {args.gradcam}: {error}",
                 file=sys.stderr,
