@@ -119,37 +119,10 @@ def preprocess_incrementally(
         stamp = source_stamps.get(partitions[key], "")
         if outcome.reused:  # same bytes, new stamp: remember it, so next time it is not read
             rows[key] = candidates[key]._replace(source_stamp=stamp)
-        elif outcome.image is None:
-            rows[key] = LogRow(
-                image_id=key,
-                status="skipped",
-                reason=outcome.reason,
-                original_mode="",
-                original_width=0,
-                original_height=0,
-                source_sha256=outcome.source_digest,
-                source_stamp=stamp,
-                output_sha256="",
-                output_stamp="",
-                settings=settings.key,
-            )
-        else:
-            image = outcome.image
-            images[key] = image.png
-            rows[key] = LogRow(
-                image_id=key,
-                status="ok",
-                reason="",
-                original_mode=image.original_mode,
-                original_width=image.original_width,
-                original_height=image.original_height,
-                source_sha256=outcome.source_digest,
-                source_stamp=stamp,
-                output_sha256=outcome.output_digest,
-                # The PNG's stamp exists once the catalog has saved it: checked next run.
-                output_stamp="",
-                settings=settings.key,
-            )
+            continue
+        rows[key] = _new_row(outcome, stamp, settings)
+        if outcome.image is not None:
+            images[key] = outcome.image.png
     log = pd.DataFrame([rows[key] for key in partitions], columns=LOG_COLUMNS)
     skipped = int((log["status"] == "skipped").sum())
     return PreprocessingResult(
@@ -160,6 +133,39 @@ def preprocess_incrementally(
         skipped=skipped,
         stale_pngs=plan.stale_pngs,
         checked_pngs=plan.checked_pngs,
+    )
+
+
+def _new_row(outcome: Outcome, stamp: str, settings: OutputSettings) -> LogRow:
+    """The log row of an image this run processed: made, or skipped with its reason."""
+    image = outcome.image
+    if image is None:
+        return LogRow(
+            image_id=outcome.key,
+            status="skipped",
+            reason=outcome.reason,
+            original_mode="",
+            original_width=0,
+            original_height=0,
+            source_sha256=outcome.source_digest,
+            source_stamp=stamp,
+            output_sha256="",
+            output_stamp="",
+            settings=settings.key,
+        )
+    return LogRow(
+        image_id=outcome.key,
+        status="ok",
+        reason="",
+        original_mode=image.original_mode,
+        original_width=image.original_width,
+        original_height=image.original_height,
+        source_sha256=outcome.source_digest,
+        source_stamp=stamp,
+        output_sha256=outcome.output_digest,
+        # The PNG's stamp exists once the catalog has saved it: checked next run.
+        output_stamp="",
+        settings=settings.key,
     )
 
 
