@@ -8,11 +8,16 @@ from typing import Any
 
 
 def main(*args, **kwargs) -> Any:
-    """``chest-xray predict ...`` (no Kedro needed), else the project's ``kedro run``."""
+    """``chest-xray predict ...`` and ``chest-xray serve ...`` (no Kedro needed), else the
+    project's ``kedro run``."""
     if not args and sys.argv[1:2] == ["predict"]:
         from chest_xray.inference.cli import main as predict
 
         sys.exit(predict(sys.argv[2:]))
+    if not args and sys.argv[1:2] == ["serve"]:
+        from chest_xray.inference.serving import main as serve
+
+        sys.exit(serve(sys.argv[2:]))
 
     from kedro.framework.cli.utils import find_run_command
     from kedro.framework.project import configure_project

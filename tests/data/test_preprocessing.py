@@ -21,7 +21,8 @@ from PIL import Image
 
 from chest_xray.data import preprocessing
 from chest_xray.data.imaging import OutputSettings
-from chest_xray.data.preprocessing import LOG_COLUMNS, LOG_TEXT_COLUMNS, preprocess_all
+from chest_xray.data.preprocessing import preprocess_all
+from chest_xray.data.reuse import LOG_COLUMNS, LOG_TEXT_COLUMNS, digest
 from chest_xray.datasets import FileListingDataset, ImageFileDataset, OptionalDataset
 from chest_xray.datasets.file_listing_dataset import FileListing
 from chest_xray.params import PreprocessingParams
@@ -174,7 +175,7 @@ def test_first_run_processes_everything_and_records_fingerprints(project: Projec
         rows.loc["train/0", "source_stamp"] == f"{len(project.source.files['train/0.jpeg'])}:1000.0"
     )
     ok = rows[rows["status"] == "ok"]
-    assert (ok["output_sha256"] == [preprocessing.digest(pngs[key]) for key in ok.index]).all()
+    assert (ok["output_sha256"] == [digest(pngs[key]) for key in ok.index]).all()
     assert (ok["output_stamp"] == "").all()  # known once the catalog has written the PNG
 
 
@@ -254,6 +255,19 @@ def test_a_damaged_png_is_made_again(project: Project) -> None:
     pngs, _ = project.run(params())
     assert sorted(pngs) == ["train/4"]
     assert project.disk.reads == ["train/4"]  # only the PNG whose stamp changed is read
+
+
+def test_a_png_damaged_in_place_is_made_again_by_a_verifying_run(project: Project) -> None:
+    project.run(params())
+    project.run(params())  # the PNGs' stamps are now recorded
+    png = project.disk.files["train/4"]
+    project.disk.files["train/4"] = png[:-8] + b"\x00" * 8  # same size, same stamp
+    pngs, _ = project.run(params())
+    assert pngs == {}  # a plain rerun trusts the unchanged stamp (as make does)
+    pngs, _ = project.run(params(verify_pngs=True))
+    assert sorted(pngs) == ["train/4"]
+    assert pngs["train/4"] == png
+    assert len(project.disk.reads) == 6  # every reused PNG was read and hashed
 
 
 def test_a_missing_png_is_regenerated(project: Project) -> None:

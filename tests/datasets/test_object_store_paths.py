@@ -16,7 +16,7 @@ from kedro.io import DatasetError
 from kedro_mlflow.io.artifacts import MlflowArtifactDataset
 from mlflow.tracking import MlflowClient
 
-from chest_xray.data.preprocessing import file_stamps
+from chest_xray.data.reuse import file_stamps
 from chest_xray.datasets import (
     AtomicCSVDataset,
     AtomicJSONDataset,

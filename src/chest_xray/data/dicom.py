@@ -27,6 +27,7 @@ transfer syntaxes no installed pydicom decoder handles.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -43,6 +44,7 @@ from pydicom.pixels import (
 )
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGExtended12Bit
 
+from chest_xray.data.decode_budget import decode_budget
 from chest_xray.data.image_errors import UnreadableImageError, UnsupportedImageError
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -52,6 +54,9 @@ _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 # pydicom returns YBR_FULL(_422) as RGB; JPEG decoders return YBR_ICT/RCT/PARTIAL as RGB.
 _COLOUR = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420")
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+# Peak bytes per pixel while decoding: the stored values (up to 4 for colour), the
+# 8-bit result (up to 3) and its grey copy (1); the float64 transforms run by strips.
+_DECODE_BYTES_PER_PIXEL = 8
 
 
 @dataclass(frozen=True)
@@ -95,10 +100,27 @@ def decode_dicom(data: bytes, name: str) -> Image.Image:
     return read_dicom(data, name).image
 
 
-def read_dicom(data: bytes, name: str) -> DicomImage:
-    """``decode_dicom``, plus the original's description and size for the log."""
+def read_dicom(data: bytes, name: str, *, max_pixels: int | None = None) -> DicomImage:
+    """``decode_dicom``, plus the original's description and size for the log.
+
+    ``max_pixels`` refuses, from the header, an image of more pixels (Pillow's
+    limit always applies); the decode runs inside the process's decode budget.
+    """
     ds = _parse(data, name)
     header = _check(ds, name)
+    count = header.rows * header.columns
+    if max_pixels is not None and count > max_pixels:
+        raise UnsupportedImageError(
+            name,
+            f"image too large: {header.columns}x{header.rows} = {count:,} pixels, over the "
+            f"limit of {max_pixels:,} pixels",
+        )
+    with decode_budget().admit(count * _DECODE_BYTES_PER_PIXEL):
+        return _decoded(ds, header, name)
+
+
+def _decoded(ds: Dataset, header: _Header, name: str) -> DicomImage:
+    """The pixels of a checked dataset through the display pipeline, as mode L."""
     try:
         pixels = pixel_array(ds)
     except NotImplementedError as error:  # e.g. 12-bit JPEG, which Pillow cannot decode
@@ -270,28 +292,63 @@ def _check_decoder(header: _Header, name: str) -> None:
 
 
 def _to_grey(pixels: np.ndarray, ds: Dataset, header: _Header) -> np.ndarray:
-    """Stored values -> 8-bit grey through the display pipeline (see the module)."""
+    """Stored values -> 8-bit grey through the display pipeline (see the module).
+
+    Row strips at a time, twice (the range, then the scaling), so the float64 values
+    of the transforms never exist for the whole image: a 9400x9400 16-bit image takes
+    its stored values and its 8-bit result, not 700 MB per intermediate copy.
+    """
+    if header.photometric not in _MONOCHROME:
+        top = 2**header.bits_stored - 1
+        rgb = np.empty(pixels.shape, dtype=np.uint8)
+        for rows in _strips(pixels):
+            rgb[rows] = _scale(pixels[rows].astype(np.float64), 0, top)
+        return np.asarray(Image.fromarray(rgb, mode="RGB").convert("L"))
     low_stored = -(2 ** (header.bits_stored - 1)) if header.signed else 0
     high_stored = low_stored + 2**header.bits_stored - 1
-    if header.photometric not in _MONOCHROME:
-        rgb = _scale(pixels.astype(np.float64), 0, 2**header.bits_stored - 1)
-        return np.asarray(Image.fromarray(rgb, mode="RGB").convert("L"))
-    values = apply_modality_lut(pixels, ds)
+    transform, extremes = _display_transform(ds, low_stored, high_stored)
+    low, high = float(extremes.min()), float(extremes.max())
+    for rows in _strips(pixels):
+        values = transform(pixels[rows])
+        low = min(low, float(values.min(initial=np.inf)))
+        high = max(high, float(values.max(initial=-np.inf)))
+    grey = np.empty(pixels.shape, dtype=np.uint8)
+    for rows in _strips(pixels):
+        grey[rows] = _scale(transform(pixels[rows]), low, high)
+    return 255 - grey if header.photometric == "MONOCHROME1" else grey
+
+
+def _display_transform(
+    ds: Dataset, low_stored: int, high_stored: int
+) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray]:
+    """The modality then VOI transform, element by element, as float64, and the extremes of
+    its output range (what the darkest and brightest stored values, or the window, map to)."""
     extremes = apply_modality_lut(np.array([low_stored, high_stored]), ds)
     voi_lut = ds.get("VOILUTSequence")
     if voi_lut and "LUTDescriptor" in voi_lut[0] and "LUTData" in voi_lut[0]:
-        values, top = _apply_voi_lut_item(values, voi_lut[0], ds.original_encoding[1])
-        extremes = np.array([0, top])
-    elif "WindowCenter" in ds and "WindowWidth" in ds:
+        item, little_endian = voi_lut[0], ds.original_encoding[1]
+        top = _apply_voi_lut_item(np.zeros(1), item, little_endian)[1]
+
+        def through_lut(values: np.ndarray) -> np.ndarray:
+            looked_up = _apply_voi_lut_item(apply_modality_lut(values, ds), item, little_endian)
+            return looked_up[0].astype(np.float64)
+
+        return through_lut, np.array([0, top])
+    if "WindowCenter" in ds and "WindowWidth" in ds:
         # The window's output range is what infinitely dark and bright inputs map to:
         # pydicom's own y_min..y_max, whatever the bits and rescale.
-        extremes = apply_windowing(np.array([-np.inf, np.inf]), ds)
-        values = apply_windowing(values, ds)
-    values = values.astype(np.float64)
-    low = min(float(extremes.min()), float(values.min(initial=np.inf)))
-    high = max(float(extremes.max()), float(values.max(initial=-np.inf)))
-    grey = _scale(values, low, high)
-    return 255 - grey if header.photometric == "MONOCHROME1" else grey
+        window = apply_windowing(np.array([-np.inf, np.inf]), ds)
+        return (
+            lambda values: apply_windowing(apply_modality_lut(values, ds), ds).astype(np.float64)
+        ), window
+    return (lambda values: apply_modality_lut(values, ds).astype(np.float64)), extremes
+
+
+def _strips(pixels: np.ndarray) -> list[slice]:
+    """Row ranges of about a million pixels each."""
+    width = int(np.prod(pixels.shape[1:])) or 1
+    step = max(1, (1 << 20) // width)
+    return [slice(top, top + step) for top in range(0, len(pixels), step)]
 
 
 def _apply_voi_lut_item(

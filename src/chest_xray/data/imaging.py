@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +19,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Also read from here by the callers that read images through this module.
-from chest_xray.data.image_errors import UnreadableImageError
+from chest_xray.data.decode_budget import decode_budget, decode_cost
+from chest_xray.data.image_errors import UnreadableImageError, UnsupportedImageError
 
 ResizeMode = Literal["stretch", "pad"]
 # Contrast normalisation after the resize: none (the write-up), global histogram
@@ -27,6 +29,11 @@ Contrast = Literal["none", "equalize", "clahe"]
 CLAHE_CLIP_LIMIT = 0.01  # scikit-image's default: the share of a tile's pixels a bin keeps
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+_STRIP_PIXELS = 1 << 20  # pixels converted at a time from a 16/32-bit image (8 MB as int64)
+# The pixel limit of ``chest-xray predict`` and the served model (``--max-pixels``,
+# ``CHEST_XRAY_MAX_IMAGE_PIXELS``): 50 megapixels, three times the largest chest
+# detector (43x43 cm at 0.1 mm is 4300x4300) and about 300 MB decoded at 16 bits.
+DEFAULT_MAX_PIXELS = 50_000_000
 
 # Recorded with every preprocessed image: bump it when a change here alters the
 # pixels of ``preprocess``, so an incremental run redoes every image.
@@ -73,23 +80,46 @@ def to_grey(image: Image.Image) -> Image.Image:
     """Return ``image`` as 8-bit grey (mode L), whatever its mode and bit depth.
 
     Pillow's ``convert("L")`` clips 16-bit values at 255 instead of scaling
-    them, so 16-bit and 32-bit integer images are scaled by their bit depth.
-    Alpha is dropped (X-rays carry no meaningful transparency); palette and
-    CMYK images go through Pillow's own colour conversion.
+    them, so 16-bit and 32-bit integer images are scaled by their bit depth,
+    a strip of rows at a time (never the whole image widened to 64-bit
+    integers: a 9400x9400 16-bit PNG would take 700 MB). Alpha is dropped
+    (X-rays carry no meaningful transparency); palette and CMYK images go
+    through Pillow's own colour conversion, LAB keeps its lightness channel.
+    A mode that cannot become grey raises ``ValueError`` naming it.
     """
     if image.mode == "L":
         return image
     if image.mode in _SIXTEEN_BIT_MODES:
-        values = np.asarray(image).astype(np.int64)
-        top = 65535 if image.mode != "I" or values.max(initial=0) > 255 else 255
-        scaled = np.clip(values, 0, top) * 255 // top
-        return Image.fromarray(scaled.astype(np.uint8), mode="L")
+        top = 65535
+        if image.mode == "I":  # 32-bit: scaled as 16-bit only when it holds such values
+            high = image.getextrema()[1]  # computed in C, no copy
+            top = 65535 if isinstance(high, int | float) and high > 255 else 255
+        return _by_strips(image, lambda v: np.clip(v.astype(np.int64), 0, top) * 255 // top)
     if image.mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
+        return _by_strips(
+            image, lambda v: np.clip(np.rint(np.nan_to_num(v.astype(np.float64))), 0, 255)
+        )
+    if image.mode == "LAB":
+        return image.getchannel("L")  # Pillow has no LAB -> RGB; L* is the lightness
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         image = image.convert("RGBA").convert("RGB")
-    return image.convert("L")
+    try:
+        return image.convert("L")
+    except ValueError as error:
+        raise ValueError(f"image mode {image.mode} cannot be converted to grey") from error
+
+
+def _by_strips(image: Image.Image, scale: Callable[[np.ndarray], np.ndarray]) -> Image.Image:
+    """``scale`` applied to ``image``'s values a strip of rows at a time, pasted into one L
+    image: the wide intermediate arrays stay a few megabytes whatever the image's size,
+    and the result is never copied whole."""
+    width, height = image.size
+    grey = Image.new("L", (width, height))
+    rows = max(1, _STRIP_PIXELS // max(1, width))
+    for top in range(0, height, rows):
+        strip = np.asarray(image.crop((0, top, width, min(height, top + rows))))
+        grey.paste(Image.fromarray(scale(strip).astype(np.uint8), mode="L"), (0, top))
+    return grey
 
 
 def resize(image: Image.Image, size: tuple[int, int], mode: ResizeMode) -> Image.Image:
@@ -105,7 +135,11 @@ def resize(image: Image.Image, size: tuple[int, int], mode: ResizeMode) -> Image
 
 
 def decode(
-    data: bytes, name: str, *, draft_size: tuple[int, int] | None = None
+    data: bytes,
+    name: str,
+    *,
+    draft_size: tuple[int, int] | None = None,
+    max_pixels: int | None = None,
 ) -> tuple[Image.Image, str, tuple[int, int]]:
     """Decode ``data`` fully, upright (EXIF orientation applied).
 
@@ -113,11 +147,42 @@ def decode(
     draft decode would otherwise hide.
 
     ``draft_size`` (width, height) lets libjpeg decode a JPEG at 1/2, 1/4 or 1/8
-    scale, never below that size; other formats ignore it.
+    scale, never below that size; other formats ignore it. ``max_pixels``
+    refuses, from the header and before any pixel is decoded, an image that
+    would decode to more pixels (Pillow's own limit always applies).
 
     DICOM files (``dicom.is_dicom``) go to ``dicom.read_dicom``, which applies the
     DICOM grey-level transforms and returns mode L; their mode reads like
     "DICOM MONOCHROME1 12-bit".
+    """
+    image, original_mode, original_size = _opened(data, name, draft_size, max_pixels)
+    with decode_budget().admit(decode_cost(image.mode, image.width * image.height)):
+        return _loaded(image, name), original_mode, original_size
+
+
+def _loaded(image: Image.Image, name: str) -> Image.Image:
+    """The pixels of a lazily opened image, upright; every failure an ``UnreadableImageError``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+        # In place: otherwise Pillow returns a copy even when nothing turns (twice the memory).
+        ImageOps.exif_transpose(image, in_place=True)
+        return image
+    except MemoryError as error:
+        raise UnreadableImageError(name, "not enough memory to decode it") from error
+    except Exception as error:  # OSError, SyntaxError, ValueError... from the decoders
+        raise UnreadableImageError(name, f"cannot decode: {_one_line(error)}") from error
+
+
+def _opened(
+    data: bytes, name: str, draft_size: tuple[int, int] | None, max_pixels: int | None
+) -> tuple[Image.Image, str, tuple[int, int]]:
+    """The lazily opened image (header read, draft chosen, no pixel decoded), and the
+    original's mode and size; refused here if it would decode to too many pixels.
+
+    A DICOM file is decoded here already (``dicom.read_dicom`` sizes it from its own
+    header and holds the decode budget while it decodes): it comes back in mode L.
     """
     if not data:
         raise UnreadableImageError(name, "empty file (0 bytes)")
@@ -126,8 +191,8 @@ def decode(
     from chest_xray.data import dicom
 
     if dicom.is_dicom(data, name):
-        decoded = dicom.read_dicom(data, name)
-        return decoded.image, decoded.mode, decoded.size
+        read = dicom.read_dicom(data, name, max_pixels=max_pixels)
+        return read.image, read.mode, read.size
     try:
         with warnings.catch_warnings():
             # Pillow warns before it raises for images over its pixel limit.
@@ -136,7 +201,6 @@ def decode(
             original = (image.mode, image.size)
             if draft_size is not None and image.format == "JPEG":
                 image.draft("L" if image.mode in ("L", "RGB") else None, draft_size)
-            image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise UnreadableImageError(
             name, f"image too large, over Pillow's limit: {error}"
@@ -144,29 +208,54 @@ def decode(
     except UnidentifiedImageError as error:
         raise UnreadableImageError(name, "not an image file Pillow can identify") from error
     except (OSError, SyntaxError, ValueError) as error:
-        raise UnreadableImageError(name, f"cannot decode: {error}") from error
-    return ImageOps.exif_transpose(image) or image, *original
+        raise UnreadableImageError(name, f"cannot decode: {_one_line(error)}") from error
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise UnsupportedImageError(
+            name,
+            f"image too large: {width}x{height} = {width * height:,} pixels, over the limit "
+            f"of {max_pixels:,} pixels",
+        )
+    return image, *original
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line, or its type when it has none."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def prepare(
-    data: bytes, name: str, settings: OutputSettings
+    data: bytes, name: str, settings: OutputSettings, *, max_pixels: int | None = None
 ) -> tuple[Image.Image, str, tuple[int, int]]:
     """Encoded image -> the grey, resized image ``preprocess`` would save, with the
     original's mode and (width, height).
 
     What inference calls on a new X-ray: the very pixels training saw, without
     the PNG round trip (PNG is lossless, so skipping it changes nothing).
+    Anything that goes wrong on the way (a mode with no grey conversion, a crop
+    or resize Pillow refuses) is an ``UnreadableImageError`` naming the file,
+    so every caller counts it as a skip.
     """
     # Decode at >= twice the target (a fraction of a grey level from a full decode,
     # docs/benchmarks.md#design-figures); square, since EXIF rotation may swap the axes.
     side = 2 * max(settings.size)
-    image, original_mode, original_size = decode(
-        data, name, draft_size=(side, side) if settings.jpeg_draft else None
-    )
-    grey = resize(
-        crop_border(to_grey(image), settings.border_crop), settings.size, settings.resize_mode
-    )
-    return normalise_contrast(grey, settings.contrast), original_mode, original_size
+    draft = (side, side) if settings.jpeg_draft else None
+    image, original_mode, original_size = _opened(data, name, draft, max_pixels)
+    with decode_budget().admit(decode_cost(image.mode, image.width * image.height)):
+        image = _loaded(image, name)
+        try:
+            grey = to_grey(image)
+            del image  # the full-depth image is freed before the crop and resize
+            grey = resize(
+                crop_border(grey, settings.border_crop), settings.size, settings.resize_mode
+            )
+            return normalise_contrast(grey, settings.contrast), original_mode, original_size
+        except MemoryError as error:
+            raise UnreadableImageError(name, "not enough memory to make it grey") from error
+        except Exception as error:  # Pillow raises ValueError, OSError, KeyError... per mode
+            raise UnsupportedImageError(
+                name, f"cannot make a {original_mode} image grey: {_one_line(error)}"
+            ) from error
 
 
 def crop_border(image: Image.Image, share: float) -> Image.Image:
@@ -205,7 +294,8 @@ def normalise_contrast(image: Image.Image, contrast: Contrast) -> Image.Image:
 
 
 def preprocess(data: bytes, name: str, settings: OutputSettings) -> PreprocessedImage:
-    """Encoded image -> grey, resized PNG: the whole per-image preprocessing step."""
+    """Encoded image -> grey, resized PNG: the whole per-image preprocessing step
+    (Pillow's pixel limit only: training data is the project's own)."""
     grey, original_mode, (original_width, original_height) = prepare(data, name, settings)
     buffer = io.BytesIO()
     grey.save(buffer, format="PNG", compress_level=settings.png_compress_level)

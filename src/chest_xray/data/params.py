@@ -59,6 +59,10 @@ class PreprocessingParams(StrictParams):
     # Reuse the PNG of an image whose source bytes and settings are unchanged
     # since the last run (per preprocessing_log) instead of decoding it again.
     incremental: bool = True
+    # Read and hash every PNG to be reused against the log's digest, even one whose size
+    # and modification time are unchanged (a PNG damaged in place keeps both): slower,
+    # and what the training advises when a PNG does not decode.
+    verify_pngs: bool = False
 
     @field_validator("image_size", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -76,65 +77,84 @@ def predict_files(
     skipped without reading it.
     """
     names = sorted(files)
-    limit = classifier.settings.max_image_bytes
+    load = partial(_load_pixels, files=files, classifier=classifier, sizes=sizes or {})
     rows: list[dict[str, object]] = []
     skipped: list[dict[str, str]] = []
-
-    def load(name: str) -> np.ndarray | BaseException:
-        try:
-            size = None if sizes is None else sizes.get(name)
-            if size is not None and size > limit:
-                raise ImageTooLargeError(
-                    name, f"too large: {size:,} bytes, over the model's limit of {limit:,} bytes"
-                )
-            try:
-                data = files[name]()
-            except OSError as error:
-                raise UnreadableImageError(name, f"cannot read the file: {error}") from error
-            return classifier.pixels(data, name)
-        except UnreadableImageError as error:
-            return error
-
-    def flush(batch: list[tuple[str, np.ndarray]]) -> None:
-        if not batch:
-            return
-        pixels = np.stack([image for _, image in batch])
-        columns = classifier.table(classifier.probabilities(pixels, batch_size), pixels)
-        for index, (name, _) in enumerate(batch):
-            row: dict[str, object] = {"file": name}
-            row.update({key: values[index] for key, values in columns.items()})  # type: ignore[index]
-            rows.append(row)
-        batch.clear()
-
     bar = _progress(len(names), progress)
     with ThreadPoolExecutor(max_workers=resolve_workers(workers)) as pool:
         batch: list[tuple[str, np.ndarray]] = []
         for name, outcome in zip(
             names, _ordered_map(pool, load, names, 4 * batch_size), strict=True
         ):
-            if isinstance(outcome, BaseException):
-                reason = getattr(outcome, "reason", str(outcome))
-                skipped.append({"file": name, "category": skip_category(outcome), "reason": reason})
-                logger.warning("Skipped %s: %s", name, reason)
+            if isinstance(outcome, UnreadableImageError):
+                skipped.append(
+                    {"file": name, "category": skip_category(outcome), "reason": outcome.reason}
+                )
+                logger.warning("Skipped %s: %s", name, outcome.reason)
             else:
                 batch.append((name, outcome))
                 if len(batch) == batch_size:
-                    flush(batch)
+                    rows += _predicted_rows(batch, classifier, batch_size)
+                    batch = []
             if bar is not None:
                 bar.update(1)
-        flush(batch)
+        rows += _predicted_rows(batch, classifier, batch_size)
     if bar is not None:
         bar.close()
+    return BatchResult(
+        _predictions(rows, classifier), pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
+    )
 
+
+def _load_pixels(
+    name: str,
+    *,
+    files: Mapping[str, Callable[[], bytes]],
+    classifier: Classifier,
+    sizes: Mapping[str, int],
+) -> np.ndarray | UnreadableImageError:
+    """One file's pixels, or why it cannot be used (returned, never raised: a worker's
+    exception would end the batch)."""
+    limit = classifier.settings.max_image_bytes
+    try:
+        size = sizes.get(name)
+        if size is not None and size > limit:
+            raise ImageTooLargeError(
+                name, f"too large: {size:,} bytes, over the model's limit of {limit:,} bytes"
+            )
+        try:
+            data = files[name]()
+        except (OSError, ValueError) as error:  # ValueError: a path the OS cannot take
+            raise UnreadableImageError(name, f"cannot read the file: {error}") from error
+        return classifier.pixels(data, name)
+    except UnreadableImageError as error:
+        return error
+
+
+def _predicted_rows(
+    batch: list[tuple[str, np.ndarray]], classifier: Classifier, batch_size: int
+) -> list[dict[str, object]]:
+    """The prediction rows of one batch of (name, pixels)."""
+    if not batch:
+        return []
+    pixels = np.stack([image for _, image in batch])
+    columns = classifier.table(classifier.probabilities(pixels, batch_size), pixels)
+    rows: list[dict[str, object]] = []
+    for index, (name, _) in enumerate(batch):
+        row: dict[str, object] = {"file": name}
+        row.update({key: values[index] for key, values in columns.items()})  # type: ignore[index]
+        rows.append(row)
+    return rows
+
+
+def _predictions(rows: list[dict[str, object]], classifier: Classifier) -> pd.DataFrame:
+    """The predictions table: the rows, the model's threshold and where the model came from."""
     extra = classifier.class_columns()  # multiclass: probability_<CLASS> per class
     predictions = pd.DataFrame(rows, columns=["file", "probability", "label", *OOD_COLUMNS, *extra])
     predictions["threshold"] = classifier.settings.threshold
     predictions["threshold_source"] = classifier.settings.threshold_source
     predictions["model"] = classifier.source
-    return BatchResult(
-        predictions[[*PREDICTION_COLUMNS, *extra]].reset_index(drop=True),
-        pd.DataFrame(skipped, columns=SKIPPED_COLUMNS),
-    )
+    return predictions[[*PREDICTION_COLUMNS, *extra]].reset_index(drop=True)
 
 
 def most_confident(predictions: pd.DataFrame, n: int) -> list[str]:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from chest_xray.data.imaging import UnreadableImageError, prepare
+from chest_xray.data.imaging import DEFAULT_MAX_PIXELS, UnreadableImageError, prepare
 from chest_xray.evaluation.calibration import apply_temperature, apply_temperature_multiclass
 from chest_xray.evaluation.prior_shift import prior_shift
 from chest_xray.inference.ood import OodGuard
-from chest_xray.inference.settings import InferenceSettings
+from chest_xray.inference.settings import InferenceSettings, InferenceSettingsError
 from chest_xray.modeling.tta import tta_probabilities
 
 if TYPE_CHECKING:
@@ -28,6 +28,28 @@ if TYPE_CHECKING:
 # = labelled anyway (still flagged), ``off`` = not scored (older packages have no guard).
 OodPolicy = Literal["flag", "label", "off"]
 OOD_COLUMNS = ["ood_score", "ood_flag", "ood_reason"]
+
+
+def network_mismatch(model: Any, settings: InferenceSettings) -> str | None:
+    """Why ``model``'s input or output shape does not fit ``settings``; None when it does
+    (or when the model does not say its shapes)."""
+    inputs, outputs = getattr(model, "input_shape", None), getattr(model, "output_shape", None)
+    if isinstance(inputs, tuple) and len(inputs) == 4:
+        expected = (*settings.image_size, 1)
+        if tuple(inputs[1:]) != expected:
+            return (
+                f"the network takes images of {tuple(inputs[1:])}, but the package's "
+                f"preprocessing makes {expected}"
+            )
+    if isinstance(outputs, tuple) and len(outputs) == 2 and outputs[1] is not None:
+        units = 1 if settings.task == "binary" else len(settings.classes)
+        if outputs[1] != units:
+            return (
+                f"the network has {outputs[1]} output(s), but the package is a "
+                f"{settings.task} model of {len(settings.classes)} classes "
+                f"{list(settings.classes)} (it needs {units})"
+            )
+    return None
 
 
 class ImageTooLargeError(UnreadableImageError):
@@ -44,6 +66,16 @@ class Classifier:
     source: str  # where it was loaded from: a local package path or an MLflow URI
     ood_guard: OodGuard | None = None  # None: a package made before the guard existed
     ood_policy: OodPolicy = "flag"
+    # Refused from the header above this (``--max-pixels``, CHEST_XRAY_MAX_IMAGE_PIXELS):
+    # a property of the host running the model, not of the package.
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        """Refuse, when loaded, a network that does not fit its package's settings (it would
+        otherwise load and fail at the first batch, far from the cause)."""
+        problem = network_mismatch(self.model, self.settings)
+        if problem:
+            raise InferenceSettingsError(f"{self.source}: {problem}")
 
     def pixels(self, data: bytes, name: str) -> np.ndarray:
         """Encoded image (JPEG, PNG, DICOM, ...) -> (H, W, 1) uint8, as training saw it.
@@ -56,7 +88,7 @@ class Classifier:
                 f"too large: {len(data):,} bytes, over the model's limit of "
                 f"{self.settings.max_image_bytes:,} bytes",
             )
-        image, _, _ = prepare(data, name, self.settings.output_settings)
+        image, _, _ = prepare(data, name, self.settings.output_settings, max_pixels=self.max_pixels)
         return np.asarray(image, dtype=np.uint8)[..., np.newaxis]
 
     @property

@@ -9,8 +9,11 @@ with one image per row, in one of two columns:
   folder once every symbolic link is resolved (no ``../`` or link escapes).
 
 Limits, from the server's environment: ``CHEST_XRAY_MAX_IMAGES_PER_REQUEST``
-(default 64) and ``CHEST_XRAY_MAX_IMAGE_BYTES`` (lowers the package's own
-per-image limit, 64 MiB by default).
+(default 64), ``CHEST_XRAY_MAX_IMAGE_BYTES`` (lowers the package's own
+per-image limit, 64 MiB by default), ``CHEST_XRAY_MAX_IMAGE_PIXELS`` (default
+50 million, read from each image's header before it is decoded) and
+``CHEST_XRAY_DECODE_MEMORY_MB`` (how much the images decoding at once may take,
+default 1024: ``data.decode_budget``).
 
 Output, one row per image: ``probability`` (of the positive class), ``label`` at
 the model's threshold, the out-of-distribution guard's ``ood_score``, ``ood_flag`` and
@@ -52,10 +55,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, PERMISSION_DENIED
+from mlflow.protos.databricks_pb2 import (
+    INTERNAL_ERROR,
+    INVALID_PARAMETER_VALUE,
+    PERMISSION_DENIED,
+)
 from mlflow.pyfunc import PythonModel
 
-from chest_xray.data.imaging import UnreadableImageError
+from chest_xray.data.imaging import DEFAULT_MAX_PIXELS, UnreadableImageError
 from chest_xray.inference.classifier import OOD_COLUMNS, Classifier, ImageTooLargeError, OodPolicy
 from chest_xray.inference.ood import OodGuard, load_guard
 from chest_xray.inference.settings import InferenceSettings, InferenceSettingsError
@@ -68,6 +75,7 @@ OOD_ENV = "CHEST_XRAY_OOD"  # flag (default) | label | off: what the server does
 SERVE_ROOT_ENV = "CHEST_XRAY_SERVE_ROOT"  # the folder ``path`` inputs must stay inside
 MAX_ROWS_ENV = "CHEST_XRAY_MAX_IMAGES_PER_REQUEST"
 MAX_BYTES_ENV = "CHEST_XRAY_MAX_IMAGE_BYTES"  # per image, at most the package's own limit
+MAX_PIXELS_ENV = "CHEST_XRAY_MAX_IMAGE_PIXELS"  # per image, from its header
 DEFAULT_MAX_ROWS = 64
 OUTPUT_COLUMNS = ["probability", "label", *OOD_COLUMNS, "threshold"]
 
@@ -93,14 +101,32 @@ class ChestXrayModel(PythonModel):
         if limit := os.environ.get(MAX_BYTES_ENV):  # a server may only lower the package's limit
             lowered = min(int(limit), settings.max_image_bytes)
             settings = settings.model_copy(update={"max_image_bytes": lowered})
+        max_pixels = _positive_env(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
         model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
         guard = packaged_guard(context.artifacts, "this MLflow model")
         policy = ood_policy(os.environ.get(OOD_ENV, "flag"), OOD_ENV)
-        self.classifier = Classifier(model, settings, "mlflow", guard, policy)
+        self.classifier = Classifier(
+            model, settings, "mlflow", guard, policy, max_pixels=max_pixels
+        )
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
+        try:
+            return self._predict(model_input)
+        except MlflowException:
+            raise  # a refusal with its reason: the scoring server answers 4xx with it
+        except Exception as error:
+            # A fault of this server, not of the request: the traceback goes to the
+            # server's log, the client gets one line without paths or code.
+            logger.exception("The model failed on a request")
+            raise MlflowException(
+                f"the model failed on this request ({type(error).__name__}); "
+                "the server's log has the details",
+                error_code=INTERNAL_ERROR,
+            ) from None
+
+    def _predict(self, model_input: Any) -> pd.DataFrame:
         frame = _as_frame(model_input)
         pixels = np.stack([self._pixels(index, row) for index, row in enumerate(_rows(frame))])
         prob = self.classifier.probabilities(pixels)
@@ -121,17 +147,27 @@ class ChestXrayModel(PythonModel):
         if image is not None:
             data = _decode_base64(image, name, limit)
         else:
-            file = confined_path(str(path), os.environ.get(SERVE_ROOT_ENV), name)
-            if file.stat().st_size > limit:
-                raise RequestError(f"{name}: file {path} is too large (over {limit:,} bytes)")
-            data = file.read_bytes()
+            data = _read_served_file(path, name, limit)
             name = f"{name} ({path})"
         try:
             return self.classifier.pixels(data, name)
         except ImageTooLargeError as error:
-            raise RequestError(str(error)) from error
+            raise RequestError(str(error)) from None
         except UnreadableImageError as error:
-            raise RequestError(f"{error.name}: not a usable image: {error.reason}") from error
+            raise RequestError(f"{error.name}: not a usable image: {error.reason}") from None
+
+
+def _read_served_file(path: Any, name: str, limit: int) -> bytes:
+    """The bytes of a ``path`` row's file, inside the served root; refusals name the row."""
+    if not isinstance(path, str) or "\x00" in path:
+        raise RequestError(f"{name}: 'path' must be a file path (text without NUL bytes)")
+    try:
+        file = confined_path(path, os.environ.get(SERVE_ROOT_ENV), name)
+        if file.stat().st_size > limit:
+            raise RequestError(f"{name}: file {path} is too large (over {limit:,} bytes)")
+        return file.read_bytes()
+    except OSError as error:
+        raise RequestError(f"{name}: cannot read {path}: {error.strerror or 'error'}") from None
 
 
 def packaged_guard(artifacts: dict[str, str], source: str) -> OodGuard | None:
@@ -178,6 +214,16 @@ def confined_path(path: str, root: str | None, name: str) -> Path:
     if not resolved.is_file():
         raise RequestError(f"{name}: {path} is not a regular file")
     return resolved
+
+
+def _positive_env(variable: str, default: int) -> int:
+    """A positive integer from the server's environment, or a clear error naming it."""
+    value = os.environ.get(variable, "")
+    if not value:
+        return default
+    if not value.isdigit() or int(value) <= 0:
+        raise MlflowException(f"{variable} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def _as_frame(model_input: Any) -> pd.DataFrame:

@@ -39,7 +39,8 @@ def decode_grey_png(data: bytes, *, key: str = "") -> np.ndarray:
     """Decode an 8-bit grayscale PNG to (H, W) uint8; anything else is a preprocessing bug.
 
     A PNG that does not decode (damaged on disk) is an error naming the image and
-    the fix: the next data_processing run notices the changed file and rebuilds it.
+    the fix: a data_processing run that verifies every PNG's digest rebuilds it (a
+    plain rerun trusts a PNG whose size and modification time are unchanged).
     """
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -49,7 +50,8 @@ def decode_grey_png(data: bytes, *, key: str = "") -> np.ndarray:
     except (OSError, SyntaxError, ValueError) as error:
         raise ValueError(
             f"The preprocessed image {key!r} (processed_images: {key}.png) does not decode "
-            f"({error}); run the data_processing pipeline again to rebuild it"
+            f"({error}); rebuild it with `kedro run --pipelines=data_processing "
+            "--params=preprocessing.verify_pngs=true`"
         ) from error
     if mode != "L":
         raise ValueError(f"Image {key!r} has mode {mode!r}; expected 8-bit grayscale 'L'")

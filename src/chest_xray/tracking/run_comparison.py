@@ -26,6 +26,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
+from chest_xray.data.files import redacted
 from chest_xray.tracking.identity import TAG_DATA_FINGERPRINT, TAG_GIT_COMMIT, TAG_GIT_DIRTY
 from chest_xray.tracking.server_check import DEFAULT_TRACKING_URI
 
@@ -63,7 +64,7 @@ def latest_runs(
     ``tags.*`` columns), from the current tracking URI."""
     if mlflow.get_experiment_by_name(experiment) is None:
         raise LookupError(
-            f"No MLflow experiment named {experiment!r} at {mlflow.get_tracking_uri()}"
+            f"No MLflow experiment named {experiment!r} at {redacted(mlflow.get_tracking_uri())}"
         )
     filters = [filter_string.strip()] if filter_string.strip() else []
     if require_metric:

@@ -7,6 +7,7 @@ bare SQLAlchemy error (no path, no way out) after the first nodes ran.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import sqlite3
@@ -15,10 +16,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 from kedro.config import MissingConfigException
 from kedro.framework.context import KedroContext
+
+from chest_xray.data.files import redacted
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 HEALTH_TIMEOUT_S = 5.0
@@ -85,7 +88,7 @@ def check_sqlite_store(uri: str | None, timeout: float = HEALTH_TIMEOUT_S) -> No
         _check_sqlite_file(path, timeout)
     except (OSError, sqlite3.Error) as error:
         raise TrackingStoreError(
-            f"MLflow store {path} ({uri}) cannot be used: {error}. {way_out}"
+            f"MLflow store {path} ({redacted(uri or '')}) cannot be used: {error}. {way_out}"
         ) from error
 
 
@@ -120,19 +123,27 @@ def check_tracking_server(uri: str | None, timeout: float = HEALTH_TIMEOUT_S) ->
     """
     if not uri or urlparse(uri).scheme not in {"http", "https"}:
         return
-    url = uri.rstrip("/") + "/health"
+    parts = urlsplit(uri)
+    # urllib takes no credentials in the URL: they go in the header, as MLflow's requests
+    # sends them (user:password@ in MLFLOW_TRACKING_URI is basic authentication).
+    request = urllib.request.Request(
+        urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1])).rstrip("/") + "/health"
+    )
+    if parts.username is not None:
+        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        request.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
     context = None
     if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
         context = ssl._create_unverified_context()
     try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context):
+        with urllib.request.urlopen(request, timeout=timeout, context=context):
             return
     except urllib.error.HTTPError:
         return  # something answered
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", err)
         raise TrackingServerUnreachableError(
-            f"MLflow tracking server {uri} is not reachable ({reason}). Start it, point "
-            f"MLFLOW_TRACKING_URI at a running server (or unset it to track to "
+            f"MLflow tracking server {redacted(uri)} is not reachable ({reason}). Start it, "
+            f"point MLFLOW_TRACKING_URI at a running server (or unset it to track to "
             f"{DEFAULT_TRACKING_URI}), or run without tracking: kedro run --env=no_tracking"
-        ) from err
+        ) from None

@@ -17,7 +17,8 @@ from chest_xray.data.metadata import (
 )
 from chest_xray.data.params import MetadataParams, PreprocessingParams, SplitParams
 from chest_xray.data.partitions import PartitionLoaders
-from chest_xray.data.preprocessing import file_stamps, preprocess_incrementally
+from chest_xray.data.preprocessing import preprocess_incrementally
+from chest_xray.data.reuse import file_stamps
 from chest_xray.data.splitting import make_manifest
 from chest_xray.data.summary import compare_with_shipped, dataset_summary_figure, summarise
 from chest_xray.datasets.file_listing_dataset import FileListing
@@ -113,6 +114,7 @@ def preprocess_images(
         previous_log=preprocessing_log_previous,
         pngs=processed_images_previous,
         incremental=params.incremental,
+        verify_pngs=params.verify_pngs,
         workers=params.workers,
     )
     for key, reason in result.log.loc[
