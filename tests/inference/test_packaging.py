@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 
 from chest_xray.inference.classifier import Classifier, ImageTooLargeError
 from chest_xray.inference.packaging import ServableModel, load_classifier, save_servable_model
+from chest_xray.inference.pyfunc_model import KERAS_ARTIFACT, ChestXrayModel
 from chest_xray.inference.settings import (
     InferenceSettings,
     InferenceSettingsError,
@@ -38,6 +40,25 @@ def test_a_package_loads_back_with_its_settings_and_the_same_network(
     np.testing.assert_allclose(classifier.probabilities(images), expected, atol=1e-6)
     # The project's code travels with it, for a server with another chest_xray installed.
     assert (package / "code" / "chest_xray" / "inference" / "pyfunc_model.py").exists()
+    # The network in Keras' native format, not the legacy HDF5 file.
+    assert [p.name for p in (package / "artifacts").iterdir()] == ["model.keras"]
+
+
+def test_a_package_of_an_earlier_version_with_an_h5_network_still_loads(tmp_path: Path) -> None:
+    """Packages written before the switch to .keras hold ``artifacts/model.h5``."""
+    import keras
+
+    model = tiny_model()
+    keras.saving.save_model(model, tmp_path / "model.h5", include_optimizer=False)
+    context = SimpleNamespace(
+        model_config=tiny_settings().to_config(),
+        artifacts={KERAS_ARTIFACT: str(tmp_path / "model.h5")},
+    )
+    served = ChestXrayModel()
+    served.load_context(context)
+    images = np.random.default_rng(5).integers(0, 256, (2, *SIZE, 1), dtype=np.uint8)
+    expected = np.asarray(model.predict(images, verbose=0)).reshape(-1)
+    np.testing.assert_allclose(served.classifier.probabilities(images), expected, atol=1e-6)
 
 
 def test_pixels_are_the_training_preprocessing(classifier: Classifier) -> None:

@@ -104,11 +104,11 @@ def load_classifier(uri: str) -> Classifier:
 @contextlib.contextmanager
 def _packaging_kwargs(servable: ServableModel) -> Iterator[dict[str, Any]]:
     """``save_model`` / ``log_model`` arguments; the Keras file lives until they return."""
-    import keras
+    from chest_xray.modeling.saving import save_network
 
     with tempfile.TemporaryDirectory(prefix="chest-xray-package-") as scratch:
-        weights = Path(scratch, "model.h5")
-        keras.saving.save_model(servable.model, weights, include_optimizer=False)
+        weights = Path(scratch, "model.keras")
+        save_network(servable.model, weights, include_optimizer=False)
         config = servable.settings.to_config()
         yield {
             "python_model": ChestXrayModel(),

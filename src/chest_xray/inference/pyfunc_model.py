@@ -78,13 +78,14 @@ class ChestXrayModel(PythonModel):
     classifier: Classifier
 
     def load_context(self, context: Any) -> None:
-        import keras
+        from chest_xray.modeling.saving import load_network
 
         settings = InferenceSettings.from_config(context.model_config, "this MLflow model")
         if limit := os.environ.get(MAX_BYTES_ENV):  # a server may only lower the package's limit
             lowered = min(int(limit), settings.max_image_bytes)
             settings = settings.model_copy(update={"max_image_bytes": lowered})
-        model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
+        # model.keras; a package written by an earlier version holds model.h5: both load.
+        model = load_network(context.artifacts[KERAS_ARTIFACT], compile=False)
         self.classifier = Classifier(model, settings, source="mlflow")
 
     def predict(

@@ -60,9 +60,9 @@ def build_model(
         # epsilon far below an X-ray's pixel variance (~0.04 on 0..1), so a brighter copy
         # of an image standardises to the same pixels; a flat image stays finite.
         # Over one axis of the flattened image, not LayerNormalization(axis=[1, 2, 3]):
-        # Keras' HDF5 loader (the project's .h5 model files) drops an axis list of more
-        # than one axis and loads axis=-1, which on one grey channel turns every pixel to
-        # 0 and the model into a constant (AUC 0.5 after a reload).
+        # Keras' HDF5 loader (the .h5 files earlier versions wrote, still read) drops an
+        # axis list of more than one axis and loads axis=-1, which on one grey channel
+        # turns every pixel to 0 and the model into a constant (AUC 0.5 after a reload).
         height, width, channels = x.shape[1:]
         x = keras.layers.Reshape(
             (height * width * channels,), dtype=_PIXEL_DTYPE, name="standardize_flatten"
