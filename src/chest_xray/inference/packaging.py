@@ -8,7 +8,8 @@ or ``models:/chest-xray@champion`` load the same way (``load_classifier``).
 The package carries the project's code (``code_paths``), so ``mlflow models
 serve`` runs the preprocessing the model was trained with even where the
 installed ``chest_xray`` is older or newer; its Python dependencies are pinned
-to the versions of the environment that trained it.
+to the versions of the environment that trained it. The model itself is logged
+from code (``served_model.py``, MLflow's models-from-code), not pickled.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import chest_xray
 from chest_xray.inference.classifier import Classifier
-from chest_xray.inference.pyfunc_model import KERAS_ARTIFACT, OUTPUT_COLUMNS, ChestXrayModel
+from chest_xray.inference.pyfunc_model import KERAS_ARTIFACT, OUTPUT_COLUMNS
 from chest_xray.inference.settings import InferenceSettings, InferenceSettingsError
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ _REQUIREMENTS = (
     "mlflow",
     "scikit-image",
 )
+# The file MLflow runs to make the model (``mlflow.models.set_model``), copied into the
+# package; named, not imported: importing it would run its set_model here.
+_MODEL_CODE = str(Path(__file__).with_name("served_model.py"))
 _BACKENDS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",), "torch": ("torch",)}
 
 
@@ -111,7 +115,7 @@ def _packaging_kwargs(servable: ServableModel) -> Iterator[dict[str, Any]]:
         save_network(servable.model, weights, include_optimizer=False)
         config = servable.settings.to_config()
         yield {
-            "python_model": ChestXrayModel(),
+            "python_model": _MODEL_CODE,  # models-from-code: the file, not a pickle
             "artifacts": {KERAS_ARTIFACT: str(weights)},
             "model_config": config,
             "metadata": {"chest_xray": config},
