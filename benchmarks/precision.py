@@ -18,6 +18,7 @@ Usage: python benchmarks/precision.py [--size 150] [--batch-size 32] [--steps 10
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -43,7 +44,7 @@ from _common import (
 POLICIES = ("float32", "mixed_bfloat16")
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=150, help="image height and width (px)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -53,6 +54,11 @@ def main() -> None:
     check_repeats(args.repeats)
     if args.steps < 1 or args.warmup < 1 or args.batch_size < 1:
         sys.exit("error: --steps, --warmup and --batch-size must be at least 1")
+    return args
+
+
+def main() -> None:
+    args = _arguments()
     parallel_before = cpu_parallelism()
 
     import numpy as np
@@ -71,20 +77,9 @@ def main() -> None:
         f"{args.size}x{args.size}, batch {args.batch_size}, {parameters:,} parameters, "
         f"{args.steps} timed steps x {args.repeats} repetitions per policy"
     )
-    for model in models.values():
-        for _ in range(args.warmup):
-            model.train_on_batch(images, labels)
-    seconds: dict[str, list[float]] = {policy: [] for policy in POLICIES}
-    for rep in range(1, args.repeats + 1):
-        for policy, model in models.items():
-            for _ in range(args.steps):
-                start = time.perf_counter()
-                model.train_on_batch(images, labels)
-                seconds[policy].append(time.perf_counter() - start)
-        print(
-            f"rep {rep}: "
-            + ", ".join(f"{p} {median(s[-args.steps :]):.3f} s/step" for p, s in seconds.items())
-        )
+    seconds = _time_steps(
+        models, images, labels, steps=args.steps, warmup=args.warmup, repeats=args.repeats
+    )
 
     step = {policy: median(values) for policy, values in seconds.items()}
     rate = {policy: args.batch_size / step[policy] for policy in POLICIES}
@@ -119,6 +114,26 @@ def main() -> None:
         },
         args.out,
     )
+
+
+def _time_steps(
+    models: dict[str, Any], images: Any, labels: Any, *, steps: int, warmup: int, repeats: int
+) -> dict[str, list[float]]:
+    """Seconds of each timed training step per policy: ``warmup`` untimed steps each, then
+    ``repeats`` rounds of ``steps`` steps of every policy in turn (the same machine load)."""
+    for model in models.values():
+        for _ in range(warmup):
+            model.train_on_batch(images, labels)
+    seconds: dict[str, list[float]] = {policy: [] for policy in models}
+    for rep in range(1, repeats + 1):
+        for policy, model in models.items():
+            for _ in range(steps):
+                start = time.perf_counter()
+                model.train_on_batch(images, labels)
+                seconds[policy].append(time.perf_counter() - start)
+        medians = ", ".join(f"{p} {median(s[-steps:]):.3f} s/step" for p, s in seconds.items())
+        print(f"rep {rep}: {medians}")
+    return seconds
 
 
 def _model(policy: str, shape: tuple[int, int, int]) -> Any:  # a keras.Model, imported late
