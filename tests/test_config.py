@@ -37,6 +37,13 @@ def test_every_environment_gives_valid_typed_parameters(env: str) -> None:
         model.model_validate(values[group])
 
 
+def test_training_picks_its_precision_by_default_and_the_writeup_pins_float32() -> None:
+    """conf/base: ``auto`` (the machine's fast precision); conf/writeup: float32 as trained."""
+    for env in ("local", *ENVS):
+        training = typed.TrainingParams.model_validate(parameters(env)["training"])
+        assert training.mixed_precision == ("none" if env == "writeup" else "auto"), env
+
+
 def test_the_writeup_environment_is_the_write_ups_recipe() -> None:
     values = parameters("writeup")
     training = typed.TrainingParams.model_validate(values["training"])

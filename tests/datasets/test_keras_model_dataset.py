@@ -1,9 +1,13 @@
-"""KerasModelDataset: versioned round trips, atomic saves, clear errors."""
+"""KerasModelDataset: versioned round trips, atomic saves, clear errors, old .h5 files."""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -29,7 +33,7 @@ def test_versioned_round_trip_keeps_predictions(tmp_path: Path, suffix: str) -> 
     dataset = KerasModelDataset(
         filepath=str(tmp_path / f"model{suffix}"),
         version=Version(None, None),
-        save_args={"include_optimizer": False} if suffix == ".h5" else None,
+        save_args={"include_optimizer": False},
     )
     assert not dataset.exists()
     dataset.save(model)
@@ -49,8 +53,8 @@ def test_failed_save_leaves_nothing_to_load(
         raise OSError("No space left on device")
 
     monkeypatch.setattr(keras.saving, "save_model", crash)
-    dataset = KerasModelDataset(filepath=str(tmp_path / "model.h5"), version=Version(None, None))
-    with pytest.raises(DatasetError, match=r"model\.h5.*No space left"):
+    dataset = KerasModelDataset(filepath=str(tmp_path / "model.keras"), version=Version(None, None))
+    with pytest.raises(DatasetError, match=r"model\.keras.*No space left"):
         dataset.save(tiny_model())
     assert not dataset.exists()
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -59,3 +63,37 @@ def test_failed_save_leaves_nothing_to_load(
 def test_other_extensions_are_refused(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"\.keras or \.h5"):
         KerasModelDataset(filepath=str(tmp_path / "model.pkl"))
+
+
+def test_a_keras_file_leaves_the_optimizer_out_when_asked(tmp_path: Path) -> None:
+    """Keras ignores include_optimizer for .keras; the dataset honours it (a third of the size)."""
+    model = tiny_model()
+    images = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+    model.fit(images, np.array([0, 1, 0, 1]), epochs=1, verbose=0)  # Adam's state exists
+    sizes = {}
+    for include in (True, False):
+        path = tmp_path / f"with_{include}.keras"
+        KerasModelDataset(filepath=str(path), save_args={"include_optimizer": include}).save(model)
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+            weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")))
+            assert ("optimizer" in weights) is include
+        assert bool(config.get("compile_config")) is include
+        sizes[include] = path.stat().st_size
+    assert sizes[False] < sizes[True]
+    assert model.optimizer is not None  # the trained model itself keeps its optimizer
+
+
+def test_an_h5_model_of_an_earlier_version_still_loads(tmp_path: Path) -> None:
+    """Models saved before the switch to .keras: Keras' HDF5 file, read by the project's loader."""
+    model = tiny_model()
+    version = tmp_path / "model.h5" / "2026-11-30T10.00.00.000Z"
+    version.mkdir(parents=True)
+    keras.saving.save_model(model, version / "model.h5", include_optimizer=False)
+    loaded = KerasModelDataset(
+        filepath=str(tmp_path / "model.h5"),
+        version=Version(None, None),
+        load_args={"compile": False},
+    ).load()
+    images = np.random.default_rng(2).random((3, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0))

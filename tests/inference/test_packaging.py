@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from chest_xray.inference.classifier import Classifier, ImageTooLargeError
 from chest_xray.inference.packaging import ServableModel, load_classifier, save_servable_model
+from chest_xray.inference.pyfunc_model import KERAS_ARTIFACT, ChestXrayModel
 from chest_xray.inference.settings import (
     InferenceSettings,
     InferenceSettingsError,
@@ -38,6 +42,41 @@ def test_a_package_loads_back_with_its_settings_and_the_same_network(
     np.testing.assert_allclose(classifier.probabilities(images), expected, atol=1e-6)
     # The project's code travels with it, for a server with another chest_xray installed.
     assert (package / "code" / "chest_xray" / "inference" / "pyfunc_model.py").exists()
+    # The network in Keras' native format, not the legacy HDF5 file.
+    assert [p.name for p in (package / "artifacts").iterdir()] == ["model.keras"]
+    # Logged from code (MLflow's models-from-code), not as a pickled object.
+    flavor = yaml.safe_load((package / "MLmodel").read_text())["flavors"]["python_function"]
+    assert Path(flavor["model_code_path"]).name == "served_model.py"
+    assert (package / "served_model.py").exists()
+    assert not list(package.glob("*.pkl"))
+
+
+def test_saving_warns_neither_of_pickling_nor_of_hdf5(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MLflow warns when it cloudpickles a python_model, Keras when it writes HDF5."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_servable_model(ServableModel(tiny_model(), tiny_settings()), tmp_path / "pkg")
+    said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "CloudPickle" in m or "HDF5" in m], said
+
+
+def test_a_package_of_an_earlier_version_with_an_h5_network_still_loads(tmp_path: Path) -> None:
+    """Packages written before the switch to .keras hold ``artifacts/model.h5``."""
+    import keras
+
+    model = tiny_model()
+    keras.saving.save_model(model, tmp_path / "model.h5", include_optimizer=False)
+    context = SimpleNamespace(
+        model_config=tiny_settings().to_config(),
+        artifacts={KERAS_ARTIFACT: str(tmp_path / "model.h5")},
+    )
+    served = ChestXrayModel()
+    served.load_context(context)
+    images = np.random.default_rng(5).integers(0, 256, (2, *SIZE, 1), dtype=np.uint8)
+    expected = np.asarray(model.predict(images, verbose=0)).reshape(-1)
+    np.testing.assert_allclose(served.classifier.probabilities(images), expected, atol=1e-6)
 
 
 def test_pixels_are_the_training_preprocessing(classifier: Classifier) -> None:

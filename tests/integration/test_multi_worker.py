@@ -125,9 +125,9 @@ def test_two_workers_train_one_model_saved_and_tracked_by_the_chief(
     new = sorted(files_under(data) - before)
     assert len(new) == 3, new
     model_file, *reports = new
-    assert re.fullmatch(r"06_models/model\.h5/[^/]+/model\.h5", model_file), new
+    assert re.fullmatch(r"06_models/model\.keras/[^/]+/model\.keras", model_file), new
     assert reports == ["08_reporting/training_curves.png", "08_reporting/training_history.json"]
-    assert len(list((data / "06_models" / "model.h5").iterdir())) == 1
+    assert len(list((data / "06_models" / "model.keras").iterdir())) == 1
     assert not [p.name for p in (data / "06_models").iterdir() if "checkpoints" in p.name]
 
     # One MLflow run for the two workers: the chief's, with its training history.

@@ -146,7 +146,7 @@ def test_data_processing_and_training_read_and_write_the_bucket(
 
     run_kedro(pipeline_names=["training"], runtime_params={"training.epochs": 1})
 
-    models = bucket.glob(f"{DATA}/06_models/model.h5/*/model.h5")
+    models = bucket.glob(f"{DATA}/06_models/model.keras/*/model.keras")
     assert len(models) == 1 and bucket.info(models[0])["size"] > 0
     with bucket.open(f"{DATA}/08_reporting/training_history.json", "rb") as handle:
         history = json.load(handle)

@@ -17,6 +17,7 @@ from chest_xray.evaluation.calibration import apply_temperature
 from chest_xray.evaluation.metrics import flat_metrics
 from chest_xray.inference.packaging import load_classifier
 from chest_xray.modeling.inputs import decode_grey_png
+from chest_xray.modeling.precision import resolve_precision
 from tests.tracking.conftest import TRAINING, Tracked
 from tests.tracking.support import MANIFEST, artifact_paths, mlflow_digest, read_artifact
 
@@ -93,7 +94,11 @@ def test_typed_parameters_are_logged_field_by_field(tracked: Tracked) -> None:
         assert params["training.augmentation.rotation_degrees"] == "10.0"
         assert params["evaluation.threshold"] == "0.5"
         assert params["evaluation.gallery.n_images"] == "12"
+        # What training.mixed_precision: auto resolved to on this machine, as the trainer did.
+        assert params["training.mixed_precision"] == "auto"
+        assert params["training.precision_policy"] == resolve_precision("auto").policy
     processing = tracked.data_processing.data.params
+    assert "training.precision_policy" not in processing  # only a training node resolves it
     assert processing["preprocessing.image_size"] == "[64, 64]"
     assert processing["split.seed"] == "2"
     assert processing["metadata.label_map.Pnemonia"] == "PNEUMONIA"

@@ -118,7 +118,7 @@ def test_a_kedro_run_is_tracked_on_the_server(
     assert lineage.dataset.digest == run.data.tags["data_fingerprint"]
     # Artifacts went through the server into its artifact store, not into ./mlruns.
     stored = {path.name for path in mlflow_server.artifacts.rglob("*") if path.is_file()}
-    assert {"training_curves.png", "test_metrics.json", "model.h5", "MLmodel"} <= stored
+    assert {"training_curves.png", "test_metrics.json", "model.keras", "MLmodel"} <= stored
     assert not (project / "mlruns").exists() or not any(
         (project / "mlruns").rglob("training_curves.png")
     )

@@ -2,10 +2,12 @@
 
 ``tensorflow.TensorFlowModelDataset`` imports TensorFlow and calls ``tf.keras``,
 so it cannot load or save under ``KERAS_BACKEND=jax`` or ``torch`` on a machine
-without TensorFlow (our GPU recipe runs on JAX), and it copies the finished
+without TensorFlow (our GPU recipe runs on JAX), picks the format from
+``save_format`` rather than the extension, and it copies the finished
 file into place, so a run killed mid-copy leaves a truncated model that the
 next ``--from-nodes=predict`` would pick as the latest version. This dataset
-uses ``keras.saving`` only and renames a complete temporary file into place.
+uses ``keras.saving`` only (``modeling.saving``) and renames a complete temporary
+file into place.
 
 On an object store (``s3://`` ..., with ``credentials``/``fs_args`` as in
 kedro-datasets) Keras still writes and reads a local temporary file; saving
@@ -31,20 +33,23 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 
+from chest_xray.modeling.saving import SUFFIXES, load_network, save_network
+
 
 class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
-    """Saves with ``keras.saving.save_model`` and loads with ``keras.saving.load_model``.
+    """Saves with ``modeling.saving.save_network`` and loads with ``load_network``.
 
-    The format follows the file extension: ``.keras`` (Keras 3 native, includes
-    the optimizer state) or ``.h5`` (with ``save_args: {include_optimizer: false}``
-    about a third of the size: enough for inference and fine-tuning from scratch
-    optimizer state).
+    The format follows the file extension: ``.keras`` (Keras 3 native, what the
+    project writes) or ``.h5`` (legacy HDF5, still read: models saved by earlier
+    versions). ``save_args: {include_optimizer: false}`` leaves the optimizer
+    state out, in either format: about a third of the size, enough for
+    inference and for fine-tuning with a fresh optimizer.
 
     Example::
 
         model:
           type: chest_xray.datasets.KerasModelDataset
-          filepath: data/06_models/model.h5
+          filepath: data/06_models/model.keras
           versioned: true
           save_args:
             include_optimizer: false
@@ -65,7 +70,7 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
         self._protocol = protocol
         self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
         self._suffix = PurePosixPath(path).suffix
-        if self._suffix not in (".keras", ".h5"):
+        if self._suffix not in SUFFIXES:
             raise DatasetError(f"KerasModelDataset needs a .keras or .h5 filepath, got '{path}'")
         self._load_args = dict(load_args or {})
         self._save_args = dict(save_args or {})
@@ -82,7 +87,7 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
         with tempfile.TemporaryDirectory(prefix="chest-xray-model-") as folder:
             local = os.path.join(folder, f"model{self._suffix}")
             self._fs.get(load_path, local)
-            return keras.saving.load_model(local, **self._load_args)
+            return load_network(local, **self._load_args)
 
     def save(self, data: keras.Model) -> None:
         save_path = get_filepath_str(self._get_save_path(), self._protocol)
@@ -92,7 +97,7 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
                 os.makedirs(folder, exist_ok=True)
             with tempfile.TemporaryDirectory(prefix=".tmp-model-", dir=folder) as scratch:
                 local = os.path.join(scratch, f"model{self._suffix}")
-                keras.saving.save_model(data, local, **self._save_args)
+                save_network(data, local, **self._save_args)
                 if self._protocol == "file":
                     os.replace(local, save_path)  # atomic: complete file or none
                 else:

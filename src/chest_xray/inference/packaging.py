@@ -8,7 +8,8 @@ or ``models:/chest-xray@champion`` load the same way (``load_classifier``).
 The package carries the project's code (``code_paths``), so ``mlflow models
 serve`` runs the preprocessing the model was trained with even where the
 installed ``chest_xray`` is older or newer; its Python dependencies are pinned
-to the versions of the environment that trained it.
+to the versions of the environment that trained it. The model itself is logged
+from code (``served_model.py``, MLflow's models-from-code), not pickled.
 """
 
 from __future__ import annotations
@@ -25,12 +26,7 @@ from typing import TYPE_CHECKING, Any
 import chest_xray
 from chest_xray.inference.classifier import Classifier
 from chest_xray.inference.ood import OodGuard, save_guard
-from chest_xray.inference.pyfunc_model import (
-    KERAS_ARTIFACT,
-    OOD_ARTIFACT,
-    OUTPUT_COLUMNS,
-    ChestXrayModel,
-)
+from chest_xray.inference.pyfunc_model import KERAS_ARTIFACT, OOD_ARTIFACT, OUTPUT_COLUMNS
 from chest_xray.inference.settings import InferenceSettings, InferenceSettingsError
 
 if TYPE_CHECKING:
@@ -48,6 +44,9 @@ _REQUIREMENTS = (
     "mlflow",
     "scikit-image",
 )
+# The file MLflow runs to make the model (``mlflow.models.set_model``), copied into the
+# package; named, not imported: importing it would run its set_model here.
+_MODEL_CODE = str(Path(__file__).with_name("served_model.py"))
 _BACKENDS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "jax": ("jax",), "torch": ("torch",)}
 
 
@@ -111,15 +110,15 @@ def load_classifier(uri: str) -> Classifier:
 @contextlib.contextmanager
 def _packaging_kwargs(servable: ServableModel) -> Iterator[dict[str, Any]]:
     """``save_model`` / ``log_model`` arguments; the Keras file lives until they return."""
-    import keras
+    from chest_xray.modeling.saving import save_network
 
     with tempfile.TemporaryDirectory(prefix="chest-xray-package-") as scratch:
-        weights = Path(scratch, "model.h5")
-        keras.saving.save_model(servable.model, weights, include_optimizer=False)
+        weights = Path(scratch, "model.keras")
+        save_network(servable.model, weights, include_optimizer=False)
         config = servable.settings.to_config()
         ood_artifacts, ood_metadata = _ood_guard_files(servable.ood_guard, Path(scratch))
         yield {
-            "python_model": ChestXrayModel(),
+            "python_model": _MODEL_CODE,  # models-from-code: the file, not a pickle
             "artifacts": {KERAS_ARTIFACT: str(weights), **ood_artifacts},
             "model_config": config,
             "metadata": {"chest_xray": config, **ood_metadata},

@@ -95,14 +95,15 @@ class ChestXrayModel(PythonModel):
     classifier: Classifier
 
     def load_context(self, context: Any) -> None:
-        import keras
+        from chest_xray.modeling.saving import load_network
 
         settings = InferenceSettings.from_config(context.model_config, "this MLflow model")
         if limit := os.environ.get(MAX_BYTES_ENV):  # a server may only lower the package's limit
             lowered = min(int(limit), settings.max_image_bytes)
             settings = settings.model_copy(update={"max_image_bytes": lowered})
         max_pixels = _positive_env(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
-        model = keras.saving.load_model(context.artifacts[KERAS_ARTIFACT], compile=False)
+        # model.keras; a package written by an earlier version holds model.h5: both load.
+        model = load_network(context.artifacts[KERAS_ARTIFACT], compile=False)
         guard = packaged_guard(context.artifacts, "this MLflow model")
         policy = ood_policy(os.environ.get(OOD_ENV, "flag"), OOD_ENV)
         self.classifier = Classifier(

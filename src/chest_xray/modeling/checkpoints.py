@@ -7,6 +7,10 @@ checkpoint, and a checkpoint of another run is moved aside instead of resumed. I
 multi-worker run each worker has its own folder, and the workers resume only when all
 of them would resume the same epoch. Apart from the trainer's fit, so that the rules of
 resuming read (and are tested) on their own.
+
+The checkpoint itself is Keras 3's ``latest.weights.h5`` (``BackupAndRestore`` names it):
+Keras' native weights format, not the legacy HDF5 model file the project no longer
+writes (models are ``.keras``, ``modeling.saving``).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from chest_xray.data.params import StrictParams
 # (modeling.augmentation.RandomAffine, modeling.trainer, benchmarks/bench_memory.py): one
 # list each.
 FillMode = Literal["nearest", "reflect", "constant", "wrap"]
-MixedPrecision = Literal["none", "float16", "bfloat16"]
+MixedPrecision = Literal["auto", "none", "float16", "bfloat16"]
 ClassWeight = Literal["none", "balanced"]
 
 
@@ -154,8 +154,10 @@ class TrainingParams(StrictParams):
     label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
     # Activations in 16 bits, weights in float32. ``bfloat16`` halves the memory
     # of a training step and, on CPUs with AVX512-BF16 or AMX, nearly halves its
-    # time too (docs/benchmarks.md); ``float16`` is for GPUs.
-    mixed_precision: MixedPrecision = "none"
+    # time too (docs/benchmarks.md); ``float16`` is for GPUs. ``auto``: bfloat16 on
+    # such a CPU, float16 on a GPU with Tensor Cores, else float32 (modeling.precision);
+    # ``none``: float32.
+    mixed_precision: MixedPrecision = "auto"
     # ``mirrored``: every GPU of this machine. ``multi_worker``: every worker of the
     # cluster in TF_CONFIG (TensorFlow backend), each running the same ``kedro run``;
     # the global batch (``batch_size``) is split between them and only the chief saves

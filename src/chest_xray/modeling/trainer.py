@@ -28,7 +28,8 @@ from chest_xray.modeling.distributed import (
     worker_role,
 )
 from chest_xray.modeling.model import build_model, compile_model, without_augmentation
-from chest_xray.modeling.params import ClassWeight, TrainingParams
+from chest_xray.modeling.params import ClassWeight, MixedPrecision, TrainingParams
+from chest_xray.modeling.precision import resolve_precision
 
 HISTORY_KEYS: tuple[str, ...] = ("loss", "accuracy", "auc", "val_loss", "val_accuracy", "val_auc")
 
@@ -235,14 +236,16 @@ def _check_split(
 
 
 @contextlib.contextmanager
-def _precision(mixed: str, log: logging.Logger) -> Iterator[None]:
-    """A mixed_<mixed> policy for the duration of the block, then the caller's policy again."""
-    if mixed == "none":
+def _precision(setting: MixedPrecision, log: logging.Logger) -> Iterator[None]:
+    """The policy ``setting`` resolves to (``modeling.precision``) for the block, then the
+    caller's policy again; float32 leaves the caller's policy as it is."""
+    precision = resolve_precision(setting)
+    log.info("Precision: %s", precision.describe())
+    if precision.policy == "float32":
         yield
         return
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(f"mixed_{mixed}")
-    log.info("Mixed precision: mixed_%s", mixed)
+    keras.mixed_precision.set_global_policy(precision.policy)
     try:
         yield
     finally:

@@ -35,7 +35,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel, ValidationError
 
-from chest_xray.params import dotted
+from chest_xray.params import TrainingParams, dotted
 from chest_xray.tracking.best_effort import best_effort
 from chest_xray.tracking.child_runs import ChildRuns, namespace_of
 from chest_xray.tracking.declarations import (
@@ -50,6 +50,7 @@ from chest_xray.tracking.identity import (
     git_tags,
     kedro_mlflow_run_name,
     keras_tags,
+    precision_policy,
     run_name,
 )
 from chest_xray.tracking.live_metrics import EpochMetricsHandler
@@ -220,15 +221,21 @@ class RunContentHooks:
     @hook_impl
     def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
         """Typed parameters field by field (``training.model.dropout``), in the run and, for
-        a node of a namespace with a child run, in that child too."""
+        a node of a namespace with a child run, in that child too; a training node's also
+        the precision policy it trains in (``training.precision_policy``)."""
         run_id = self._run_id
         if run_id is None:
             return
         params: dict[str, Any] = {}
+        trains = any(
+            getattr(self._declared.get(out), "metrics", None) == "history" for out in node.outputs
+        )
         for name, value in inputs.items():
             if name.startswith("params:") and isinstance(value, BaseModel):
                 group = name.removeprefix("params:")
                 params |= dotted(value.model_dump(mode="json"), prefix=group)
+                if trains and isinstance(value, TrainingParams):  # what `auto` resolves to
+                    params[f"{group}.precision_policy"] = precision_policy(value)
         if not params:
             return
         batch = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in params.items()]

@@ -3,7 +3,7 @@
 The tag names are this project's, on top of kedro-mlflow's (``env``,
 ``pipeline_names``, ``kedro_command``, ... set from Kedro's run parameters):
 see README "Tracking runs with MLflow". Keras is imported only by
-``keras_tags``, so a data-processing run never pays for it.
+``keras_tags`` and ``precision_policy``, so a data-processing run never pays for it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ import socket
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chest_xray.params import TrainingParams
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +89,11 @@ def keras_tags() -> dict[str, str]:
         TAG_DEVICE: kind,
         TAG_DEVICES: ",".join(devices),
     }
+
+
+def precision_policy(params: TrainingParams) -> str:
+    """The Keras policy the training runs in: ``auto`` resolved on this machine, by the
+    rule the trainer applies (``modeling.precision``)."""
+    from chest_xray.modeling.precision import resolve_precision
+
+    return resolve_precision(params.mixed_precision).policy

@@ -59,7 +59,7 @@ def test_every_train_image_is_held_out_once_and_scored_by_a_model_that_never_saw
             )
         )
         assert set(predictions["image_id"]) == test
-        assert project.path("data", "06_models", "cross_validation", name, "model.h5").exists()
+        assert project.path("data", "06_models", "cross_validation", name, "model.keras").exists()
         held_out += list(predictions["image_id"])
     assert sorted(held_out) == sorted(train["image_id"])
 
@@ -102,7 +102,7 @@ def test_the_fold_models_as_one_classifier_score_the_test_split(project: Project
     )[..., None]
     members = [
         keras.models.load_model(
-            project.path("data", "06_models", "cross_validation", f"fold_{i}", "model.h5"),
+            project.path("data", "06_models", "cross_validation", f"fold_{i}", "model.keras"),
             compile=False,
         )
         for i in range(1, FOLDS + 1)
@@ -176,7 +176,7 @@ def test_the_run_ends_with_the_cross_validation_summary(project: Project) -> Non
 
 def test_one_fold_reruns_alone_with_namespaces(project: Project) -> None:
     models = {
-        fold: project.path("data", "06_models", "cross_validation", f"fold_{fold}", "model.h5")
+        fold: project.path("data", "06_models", "cross_validation", f"fold_{fold}", "model.keras")
         for fold in range(1, FOLDS + 1)
     }
     before = {fold: path.stat().st_mtime_ns for fold, path in models.items()}
@@ -205,7 +205,7 @@ def test_one_fold_reruns_alone_with_namespaces(project: Project) -> None:
 
 def test_a_half_done_cross_validation_resumes_with_only_missing_outputs(project: Project) -> None:
     models = {
-        fold: project.path("data", "06_models", "cross_validation", f"fold_{fold}", "model.h5")
+        fold: project.path("data", "06_models", "cross_validation", f"fold_{fold}", "model.keras")
         for fold in range(1, FOLDS + 1)
     }
     before = {fold: path.stat().st_mtime_ns for fold, path in models.items()}

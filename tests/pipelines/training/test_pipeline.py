@@ -78,18 +78,18 @@ def test_training_learns_and_evaluation_scores_the_saved_model(
     assert predictions["probability"].between(0, 1).all()
     for plot in PLOTS:
         assert (data / f"08_reporting/{plot}.png").stat().st_size > 5_000, plot
-    models = sorted((data / "06_models/model.h5").iterdir())
+    models = sorted((data / "06_models/model.keras").iterdir())
     assert len(models) == 1  # one version
 
     # The old way to re-evaluate, --from-nodes=predict on __default__, still works: no
     # training node runs, no new model version.
     (data / "08_reporting/test_metrics.json").unlink()
     run_kedro(runtime_params=params, from_nodes=["predict"])
-    assert sorted((data / "06_models/model.h5").iterdir()) == models
+    assert sorted((data / "06_models/model.keras").iterdir()) == models
     again = json.loads((data / "08_reporting/test_metrics.json").read_text())
     assert again["test"]["auc"] == pytest.approx(test["auc"], abs=1e-6)
     assert json.loads((data / "08_reporting/training_history.json").read_text()) == history
 
     # --only-missing-outputs: everything exists, so nothing is trained again.
     run_kedro(runtime_params=params, only_missing_outputs=True)
-    assert sorted((data / "06_models/model.h5").iterdir()) == models
+    assert sorted((data / "06_models/model.keras").iterdir()) == models
