@@ -59,3 +59,22 @@ def test_failed_save_leaves_nothing_to_load(
 def test_other_extensions_are_refused(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"\.keras or \.h5"):
         KerasModelDataset(filepath=str(tmp_path / "model.pkl"))
+
+
+def test_a_saved_model_follows_the_umask_and_a_replaced_one_keeps_its_mode(
+    tmp_path: Path,
+) -> None:
+    """Issue #24, item 13 (the model is written by Keras in a private scratch folder)."""
+    import os
+
+    target = tmp_path / "model.h5"
+    dataset = KerasModelDataset(filepath=str(target), save_args={"include_optimizer": False})
+    previous = os.umask(0o027)
+    try:
+        dataset.save(tiny_model())
+        assert target.stat().st_mode & 0o777 == 0o640
+        target.chmod(0o644)
+        dataset.save(tiny_model())
+        assert target.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(previous)

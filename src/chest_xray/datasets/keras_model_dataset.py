@@ -31,6 +31,8 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 
+from chest_xray.data.files import keep_mode
+
 
 class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
     """Saves with ``keras.saving.save_model`` and loads with ``keras.saving.load_model``.
@@ -94,6 +96,7 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
                 local = os.path.join(scratch, f"model{self._suffix}")
                 keras.saving.save_model(data, local, **self._save_args)
                 if self._protocol == "file":
+                    keep_mode(local, save_path)  # a replaced file keeps its readers
                     os.replace(local, save_path)  # atomic: complete file or none
                 else:
                     self._fs.put(local, save_path)
