@@ -147,9 +147,10 @@ def test_a_uri_with_credentials_reaches_the_server_and_stores_no_password(
     password = "pw-that-must-not-show"
     mlflow_server.wait_healthy()
     with_credentials = mlflow_server.url.replace("http://", f"http://alice:{password}@")
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "")  # recorded, so the run's own setting is undone after
+        monkeypatch.delenv(name)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", with_credentials)
-    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     data = {"raw_root": str(demo_dataset.root), "preprocessing.workers": 1}
     try:
         kedro_run(kedro_project, params=data, pipeline_names=["data_processing"])

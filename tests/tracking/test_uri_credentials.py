@@ -90,8 +90,9 @@ def _handler(seen: AuthServer) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def auth_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[AuthServer]:
     """A basic-auth server on a free 127.0.0.1 port; MLflow's variables restored after."""
-    for name in MLFLOW_VARIABLES[1:]:
-        monkeypatch.delenv(name, raising=False)
+    for name in MLFLOW_VARIABLES:  # set first, so that the test's own setting is undone too
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     seen = AuthServer(port=0)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(seen))
     seen.port = server.server_port
