@@ -65,3 +65,21 @@ def test_data_that_cannot_be_written_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not JSON serializable"):
         dataset.save({"auc": object()})
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077], ids=["umask-022", "umask-077"])
+def test_the_datasets_files_follow_the_umask_and_keep_a_replaced_files_mode(
+    tmp_path: Path, umask: int
+) -> None:
+    """Issue #24, item 13: every output was 0600, an existing 0644 one too."""
+    previous = os.umask(umask)
+    try:
+        csv = AtomicCSVDataset(filepath=str(tmp_path / "a.csv"))
+        csv.save(TABLE)
+        assert (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o666 & ~umask
+        (tmp_path / "b.json").write_text("{}")
+        (tmp_path / "b.json").chmod(0o644)
+        AtomicJSONDataset(filepath=str(tmp_path / "b.json")).save({"auc": 0.5})
+        assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(previous)

@@ -97,3 +97,22 @@ def test_an_h5_model_of_an_earlier_version_still_loads(tmp_path: Path) -> None:
     ).load()
     images = np.random.default_rng(2).random((3, 8, 8, 1)).astype("float32")
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+
+
+def test_a_saved_model_follows_the_umask_and_a_replaced_one_keeps_its_mode(
+    tmp_path: Path,
+) -> None:
+    """Issue #24, item 13 (the model is written by Keras in a private scratch folder)."""
+    import os
+
+    target = tmp_path / "model.keras"
+    dataset = KerasModelDataset(filepath=str(target), save_args={"include_optimizer": False})
+    previous = os.umask(0o027)
+    try:
+        dataset.save(tiny_model())
+        assert target.stat().st_mode & 0o777 == 0o640
+        target.chmod(0o644)
+        dataset.save(tiny_model())
+        assert target.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(previous)

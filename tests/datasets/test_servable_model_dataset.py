@@ -64,3 +64,31 @@ def test_model_uri_wins_over_the_local_versions(tmp_path: Path) -> None:
 def test_saving_something_else_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="saves a ServableModel"):
         ServableModelDataset(filepath=str(tmp_path / "x")).save(tiny_model())  # type: ignore[arg-type]
+
+
+def test_a_package_follows_the_umask(tmp_path: Path) -> None:
+    """Issue #24, item 13: written in a private (0700) scratch folder, then renamed; the
+    package and every file written for it get the umask's modes. (``code/`` holds MLflow's
+    copy of the package's source, made with the source files' own modes, as ``cp -p``, and so
+    is the models-from-code file ``served_model.py``.)"""
+    import os
+
+    folder = tmp_path / "servable_model"
+    previous = os.umask(0o027)
+    try:
+        ServableModelDataset(
+            filepath=str(folder), version=Version(None, "2026-01-01T00.00.00.000Z")
+        ).save(servable())
+    finally:
+        os.umask(previous)
+    package = folder / "2026-01-01T00.00.00.000Z" / "servable_model"
+    copied = package / "code"
+    # served_model.py too: MLflow copies the models-from-code file with its source's mode.
+    written = [
+        package,
+        *(p for p in package.rglob("*") if copied not in p.parents and p.name != "served_model.py"),
+    ]
+    modes = {p.relative_to(package).as_posix(): p.stat().st_mode & 0o777 for p in written}
+    expected = {name: 0o750 if (package / name).is_dir() else 0o640 for name in modes}
+    assert {"MLmodel", "artifacts/model.keras", "code"} <= set(modes)
+    assert modes == expected

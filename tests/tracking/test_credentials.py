@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from chest_xray.data.files import redacted
 from chest_xray.tracking.server_check import TrackingServerUnreachableError, check_tracking_server
+from chest_xray.tracking.uri_credentials import redact as redacted
 
 SEEN: list[str | None] = []
 

@@ -132,3 +132,34 @@ def test_a_kedro_run_is_tracked_on_the_server(
     # The local store kept only the data-processing run.
     local = [r.info.run_name for r in experiment_runs(MlflowClient(sqlite_uri(project)))]
     assert len(local) == 1 and local[0].startswith("data_processing-")
+
+
+def test_a_uri_with_credentials_reaches_the_server_and_stores_no_password(
+    mlflow_server: Server,
+    kedro_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    demo_dataset: DemoDatasetFacts,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue #24, item 12, against MLflow itself: ``user:password@`` in the URI (this server
+    asks for no auth, so what is checked is that it is reached, artifacts included, and
+    that the password is in nothing the run stored or the session logged)."""
+    password = "pw-that-must-not-show"
+    mlflow_server.wait_healthy()
+    with_credentials = mlflow_server.url.replace("http://", f"http://alice:{password}@")
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, "")  # recorded, so the run's own setting is undone after
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", with_credentials)
+    data = {"raw_root": str(demo_dataset.root), "preprocessing.workers": 1}
+    try:
+        kedro_run(kedro_project, params=data, pipeline_names=["data_processing"])
+    finally:  # leave no global URI pointing at a server about to stop
+        mlflow.set_tracking_uri(sqlite_uri(kedro_project))
+    client = MlflowClient(mlflow_server.url)
+    (run,) = experiment_runs(client)
+    assert run.info.status == "FINISHED"
+    assert "data/split_manifest.csv" in artifact_paths(client, run.info.run_id)
+    stored = [*run.data.tags.values(), *run.data.params.values(), run.info.artifact_uri]
+    assert not [value for value in stored if password in str(value)]
+    assert "alice:***@" in caplog.text and password not in caplog.text

@@ -8,15 +8,12 @@ training parameters (``modeling.params``), the datasets and the CLI (``inference
 from __future__ import annotations
 
 import os
+import secrets
 import stat
-import tempfile
-import threading
-from urllib.parse import urlsplit, urlunsplit
 
 from fsspec.utils import get_protocol
 
 LOCAL_PROTOCOLS = frozenset({"file", "local"})
-_UMASK_LOCK = threading.Lock()
 
 
 def is_local(path: str) -> bool:
@@ -33,34 +30,22 @@ def require_local(path: str, what: str, why: str) -> str:
     return path
 
 
-def redacted(uri: str) -> str:
-    """``uri`` with the password of its ``user:password@`` part replaced by ``***``, for
-    any message or log line that names a store or server (a password must not be printed)."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    if parts.password is None:
-        return uri
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
 def write_atomically(path: str, data: bytes) -> None:
     """Write to a temporary file beside ``path`` and rename it into place.
 
     A kill or a full disk leaves the old file (or none), never a truncated one;
     the temporary file is removed on failure. Raises ``OSError``. The file gets
-    the mode a plain ``open(path, "w")`` would give it: an existing file's own,
-    else 0666 less the umask (``mkstemp`` makes every temporary file 0600).
+    the mode a plain ``open(path, "w")`` would give it (see ``_create_beside``), or
+    the mode of the file it replaces: an atomic write must not change who may read.
     """
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    mode = _mode_for(path)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
+    mode = existing_mode(path)
+    fd, tmp = _create_beside(folder)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
+        with os.fdopen(fd, "wb") as handle:  # closes fd whatever happens next
+            if mode is not None:
+                os.fchmod(fd, mode)
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
@@ -69,29 +54,40 @@ def write_atomically(path: str, data: bytes) -> None:
         raise
 
 
-def _mode_for(path: str) -> int:
-    """The permission bits ``path`` should have once written: its own if it exists as a
-    regular file, else what the umask leaves of 0666."""
+def existing_mode(path: str) -> int | None:
+    """The permission bits of the file at ``path`` (None when there is none), for a write
+    that replaces it by a rename to keep them."""
     try:
-        info = os.stat(path)
-        if stat.S_ISREG(info.st_mode):
-            return stat.S_IMODE(info.st_mode)
-    except OSError:
-        pass
-    return 0o666 & ~_umask()
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
 
 
-def _umask() -> int:
-    """The process's umask, read without changing it where Linux says it (/proc), else
-    set and restored under a lock (``os.umask`` is the only portable way to read it)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
+def keep_mode(new: str, replaced: str) -> None:
+    """Give ``new`` the mode of ``replaced`` before a rename puts it in its place (nothing
+    when ``replaced`` does not exist: ``new`` keeps the umask's mode)."""
+    mode = existing_mode(replaced)
+    if mode is not None:
+        os.chmod(new, mode)
+
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_beside(folder: str, attempts: int = 100) -> tuple[int, str]:
+    """A new, empty ``.tmp-*.part`` file in ``folder``, open for writing: (descriptor, path).
+
+    ``tempfile.mkstemp`` creates its file 0600 whatever the umask, so every output
+    renamed from it was private to its owner. Here the kernel applies the umask (and
+    a folder's default ACL) to ``0o666`` as for any new file: no umask is read, so
+    there is no ``os.umask`` set-and-restore, whose moment of umask 0 is process-wide
+    and races with any thread creating a file. ``O_EXCL`` refuses an existing name (a
+    symlink too), as ``mkstemp`` does.
+    """
+    for _ in range(attempts):
+        tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}.part")
+        try:
+            return os.open(tmp, _CREATE_FLAGS, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"No free temporary file name in {folder} after {attempts} tries")

@@ -33,6 +33,7 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 
+from chest_xray.data.files import keep_mode
 from chest_xray.modeling.saving import SUFFIXES, load_network, save_network
 
 
@@ -99,6 +100,7 @@ class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
                 local = os.path.join(scratch, f"model{self._suffix}")
                 save_network(data, local, **self._save_args)
                 if self._protocol == "file":
+                    keep_mode(local, save_path)  # a replaced file keeps its readers
                     os.replace(local, save_path)  # atomic: complete file or none
                 else:
                     self._fs.put(local, save_path)

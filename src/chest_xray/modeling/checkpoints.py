@@ -25,6 +25,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from chest_xray.data.files import write_atomically
 from chest_xray.modeling.distributed import worker_role
 from chest_xray.modeling.params import TrainingParams
 
@@ -90,9 +91,7 @@ def claim_checkpoint_dir(
             aside,
         )
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(fingerprint, indent=2))
-    tmp.replace(record)
+    write_atomically(str(record), json.dumps(fingerprint, indent=2).encode())
     return False
 
 

@@ -12,6 +12,8 @@ kedro-mlflow's ``MlflowArtifactDataset``, the rest under ``metadata.mlflow``.
 - ``identity``: run name and tag names; git, Keras device and process tags.
 - ``model_logging``: the Keras model in MLflow's Keras flavour.
 - ``server_check``: fail fast on an unreachable tracking server.
+- ``uri_credentials``: ``user:password@`` in a tracking URI, handed to MLflow as its
+  ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, and redacted wherever a URI is printed.
 - ``stale_runs``: runs left RUNNING by a process that is gone become KILLED.
 - ``best_effort``: a failure to log is a warning, never a lost result.
 - ``run_comparison``: the ``chest-xray-runs`` command (runs side by side).

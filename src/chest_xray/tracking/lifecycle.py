@@ -9,7 +9,8 @@ pluggy calls kedro-mlflow's first: the run already exists in our
 
 - a check of the store before kedro-mlflow connects: an http(s) server answers, a
   SQLite file can be read and written (``server_check``), else the run stops in
-  seconds, naming it;
+  seconds, naming it (a password in the URI hidden: ``uri_credentials``, which also
+  hands the URI's ``user:password@`` to MLflow as its credential variables);
 - ``host``/``pid`` tags, and KILLED for this host's runs whose process is gone;
 - SIGTERM as an exception (``TerminatedBySignalError``), so Kedro's error hooks
   run and the run ends FAILED with its error and traceback; raised again every second
@@ -47,11 +48,12 @@ from chest_xray.tracking.identity import MAX_TAG_LENGTH, TAG_END_REASON, TAG_ERR
 from chest_xray.tracking.server_check import (
     check_sqlite_store,
     check_tracking_server,
-    configured_tracking_uri,
+    hand_credentials_to_mlflow,
     mlflow_conf,
     tracks_anything,
 )
 from chest_xray.tracking.stale_runs import close_stale_runs
+from chest_xray.tracking.uri_credentials import redact
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +188,7 @@ class RunLifecycleHooks:
         """Before kedro-mlflow connects: close a run this process left open, check the server."""
         self._close_interrupted_run()
         conf = mlflow_conf(context)  # read once: the configuration loader parses files
-        uri = configured_tracking_uri(conf)
+        uri = hand_credentials_to_mlflow(context, conf)  # user:password@ -> MLflow's variables
         check_tracking_server(uri)
         if tracks_anything(conf):
             check_sqlite_store(uri)
@@ -254,11 +256,10 @@ class RunLifecycleHooks:
         if run_id is not None:
             with best_effort("recording the error"):
                 client = MlflowClient()
-                message = f"{type(error).__name__}: {error}"
+                message = redact(f"{type(error).__name__}: {error}")
                 client.set_tag(run_id, TAG_ERROR, message[:MAX_TAG_LENGTH])
-                client.log_text(
-                    run_id, "".join(traceback.format_exception(error)), "error/traceback.txt"
-                )
+                trace = redact("".join(traceback.format_exception(error)))
+                client.log_text(run_id, trace, "error/traceback.txt")
                 if client.get_run(run_id).info.status == "RUNNING":
                     client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
         _end_runs("FAILED")

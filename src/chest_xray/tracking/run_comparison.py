@@ -26,13 +26,19 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from chest_xray.data.files import redacted
 from chest_xray.tracking.identity import TAG_DATA_FINGERPRINT, TAG_GIT_COMMIT, TAG_GIT_DIRTY
 from chest_xray.tracking.server_check import DEFAULT_TRACKING_URI
+from chest_xray.tracking.uri_credentials import (
+    PASSWORD_VARIABLE,
+    USERNAME_VARIABLE,
+    move_credentials_to_environment,
+    redact,
+)
 
 DEFAULT_EXPERIMENT = "chest-xray"
 DEFAULT_SORT = "test_accuracy"
 METRIC_PREFIX = "test_"
+_TRACKING_VARIABLES = ("MLFLOW_TRACKING_URI", USERNAME_VARIABLE, PASSWORD_VARIABLE)
 IDENTITY = ["run_name", "run_id", "status", "start_time", "git_commit", "data_fingerprint"]
 
 
@@ -41,19 +47,22 @@ def tracking_uri(uri: str) -> Iterator[None]:
     """Point MLflow's global tracking URI, which ``mlflow.search_runs`` reads, at ``uri``.
 
     MLflow mirrors it into ``MLFLOW_TRACKING_URI``: both are put back afterwards,
-    so a caller in the same process (the tests) is left as it was.
+    so a caller in the same process (the tests) is left as it was; so are the
+    ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` that the user info of an http(s) ``uri``
+    is moved to (MLflow reads its credentials there, and prints its URI in errors).
     """
-    environment = os.environ.get("MLFLOW_TRACKING_URI")
+    saved = {name: os.environ.get(name) for name in _TRACKING_VARIABLES}
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(str(move_credentials_to_environment(uri)))
     try:
         yield
     finally:
         mlflow.set_tracking_uri(previous)
-        if environment is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = environment
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def latest_runs(
@@ -64,7 +73,7 @@ def latest_runs(
     ``tags.*`` columns), from the current tracking URI."""
     if mlflow.get_experiment_by_name(experiment) is None:
         raise LookupError(
-            f"No MLflow experiment named {experiment!r} at {redacted(mlflow.get_tracking_uri())}"
+            f"No MLflow experiment named {experiment!r} at {redact(mlflow.get_tracking_uri())}"
         )
     filters = [filter_string.strip()] if filter_string.strip() else []
     if require_metric:
@@ -204,10 +213,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="chest-xray-runs",
         description="Compare the latest MLflow runs: differing parameters and test metrics.",
     )
+    default_uri = os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
     parser.add_argument(
         "--tracking-uri",
-        default=os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI),
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else %(default)s)",
+        default=default_uri,
+        help="MLflow tracking URI; user:password@ in an http(s) one is sent as basic auth "
+        f"(default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI}; now "
+        f"{redact(default_uri)})".replace("%", "%%"),
     )
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
     parser.add_argument("-n", "--last", type=int, default=10, help="how many runs (newest)")

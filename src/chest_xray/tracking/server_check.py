@@ -16,12 +16,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 from kedro.config import MissingConfigException
 from kedro.framework.context import KedroContext
 
-from chest_xray.data.files import redacted
+from chest_xray.tracking.uri_credentials import (
+    basic_auth,
+    is_http,
+    move_credentials_to_environment,
+    redact,
+    split_credentials,
+)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 HEALTH_TIMEOUT_S = 5.0
@@ -51,6 +56,22 @@ def configured_tracking_uri(conf: dict[str, Any]) -> str | None:
     """The tracking URI kedro-mlflow is about to use (mlflow.yml, else MLFLOW_TRACKING_URI)."""
     server = conf.get("server") or {}
     return server.get("mlflow_tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def hand_credentials_to_mlflow(context: KedroContext, conf: dict[str, Any]) -> str | None:
+    """The configured tracking URI as MLflow is to see it: an http(s) URI's user info moved
+    to ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` (``uri_credentials``), and kedro-mlflow's
+    configuration (``conf``, read again by kedro-mlflow after this) and
+    ``MLFLOW_TRACKING_URI`` pointed at the URI without it."""
+    uri = configured_tracking_uri(conf)
+    bare = move_credentials_to_environment(uri)
+    if bare == uri:
+        return uri
+    server = {**(conf.get("server") or {}), "mlflow_tracking_uri": bare}
+    context.config_loader["mlflow"] = {**conf, "server": server}  # kedro-mlflow reads this
+    if os.environ.get("MLFLOW_TRACKING_URI") == uri:
+        os.environ["MLFLOW_TRACKING_URI"] = str(bare)
+    return bare
 
 
 def tracks_anything(conf: dict[str, Any]) -> bool:
@@ -88,7 +109,7 @@ def check_sqlite_store(uri: str | None, timeout: float = HEALTH_TIMEOUT_S) -> No
         _check_sqlite_file(path, timeout)
     except (OSError, sqlite3.Error) as error:
         raise TrackingStoreError(
-            f"MLflow store {path} ({redacted(uri or '')}) cannot be used: {error}. {way_out}"
+            f"MLflow store {path} ({redact(str(uri))}) cannot be used: {error}. {way_out}"
         ) from error
 
 
@@ -114,24 +135,23 @@ def _check_sqlite_file(path: Path, timeout: float) -> None:
 
 
 def check_tracking_server(uri: str | None, timeout: float = HEALTH_TIMEOUT_S) -> None:
-    """Fail fast, naming ``uri``, when an http(s) tracking server does not answer.
+    """Fail fast, naming ``uri`` (its password hidden), when an http(s) server does not answer.
 
     Without this MLflow retries for minutes before the first write. Any HTTP
-    answer (even 401/404 from a proxy) counts as reachable: only a refused or
-    timed-out connection, or a bad TLS handshake, is an error. Other schemes
-    (sqlite, file, databricks) are not checked.
+    answer (even 401/403 from a server that wants other credentials, or 404 from a
+    proxy) counts as reachable: only a refused or timed-out connection, or a bad TLS
+    handshake, is an error. The probe sends the basic-auth credentials MLflow will
+    send (the URI's user info, else ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``). Other
+    schemes (sqlite, file, databricks) are not checked.
     """
-    if not uri or urlparse(uri).scheme not in {"http", "https"}:
+    if not uri or not is_http(uri):
         return
-    parts = urlsplit(uri)
-    # urllib takes no credentials in the URL: they go in the header, as MLflow's requests
-    # sends them (user:password@ in MLFLOW_TRACKING_URI is basic authentication).
-    request = urllib.request.Request(
-        urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1])).rstrip("/") + "/health"
-    )
-    if parts.username is not None:
-        token = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-        request.add_header("Authorization", "Basic " + base64.b64encode(token).decode())
+    bare = split_credentials(uri)[0]
+    request = urllib.request.Request(bare.rstrip("/") + "/health")
+    credentials = basic_auth(uri)
+    if credentials is not None:
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     context = None
     if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
         context = ssl._create_unverified_context()
@@ -140,10 +160,10 @@ def check_tracking_server(uri: str | None, timeout: float = HEALTH_TIMEOUT_S) ->
             return
     except urllib.error.HTTPError:
         return  # something answered
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
+    except (urllib.error.URLError, OSError, ValueError) as err:  # ValueError: a bad port
+        reason = redact(str(getattr(err, "reason", err)))
         raise TrackingServerUnreachableError(
-            f"MLflow tracking server {redacted(uri)} is not reachable ({reason}). Start it, "
+            f"MLflow tracking server {redact(uri)} is not reachable ({reason}). Start it, "
             f"point MLFLOW_TRACKING_URI at a running server (or unset it to track to "
             f"{DEFAULT_TRACKING_URI}), or run without tracking: kedro run --env=no_tracking"
         ) from None
