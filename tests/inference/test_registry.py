@@ -75,3 +75,30 @@ def test_a_multiclass_model_competes_for_its_own_alias(store: str) -> None:
     assert client.get_model_version("chest-xray", "2").tags[TASK_TAG] == "multiclass"
     assert client.get_model_version("chest-xray", "1").tags[TASK_TAG] == "binary"
     assert load_classifier("models:/chest-xray@champion_multiclass").multiclass
+
+
+def test_registering_prints_none_of_mlflows_progress_lines(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    train_and_register(0.9)
+    train_and_register(0.8)  # "Registered model ... already exists" this time
+    printed = capsys.readouterr().err
+    assert "registered model" not in printed.lower() and "Created version" not in printed
+
+
+def test_anything_else_mlflow_prints_while_registering_still_shows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sys
+
+    from chest_xray.inference.registry import _registered_quietly
+
+    def register(uri: str, name: str) -> str:
+        print(f"Successfully registered model '{name}'.", file=sys.stderr)
+        print("WARNING something the user must see", file=sys.stderr)
+        return f"{uri}->{name}"
+
+    assert _registered_quietly(register, "runs:/x/model", "m") == "runs:/x/model->m"
+    printed = capsys.readouterr().err
+    assert printed == "WARNING something the user must see\n"

@@ -15,9 +15,13 @@ themselves, with their macro validation AUC. The version's ``task`` tag says whi
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import math
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -27,6 +31,25 @@ logger = logging.getLogger(__name__)
 
 AUC_TAG = "validation_auc"
 TASK_TAG = "task"
+
+
+# What ``mlflow.register_model`` prints itself (its ``eprint``, straight to stderr, no
+# logger to configure): the run's own log line and summary say the registration instead.
+_MLFLOW_CHATTER = ("Successfully registered model", "Registered model", "Created version")
+
+
+def _registered_quietly(register: Any, model_uri: str, name: str) -> ModelVersion:
+    """``register(model_uri, name)`` with MLflow's progress prints kept at DEBUG; anything
+    else it writes to stderr (a warning, an error) still reaches stderr."""
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        version: ModelVersion = register(model_uri, name)
+    for line in printed.getvalue().splitlines():
+        if line.startswith(_MLFLOW_CHATTER):
+            logger.debug("mlflow: %s", line)
+        elif line.strip():
+            print(line, file=sys.stderr)
+    return version
 
 
 @dataclass(frozen=True)
@@ -45,7 +68,7 @@ def register_and_promote(
     import mlflow
 
     client = MlflowClient()
-    version = mlflow.register_model(model_uri, name).version
+    version = _registered_quietly(mlflow.register_model, model_uri, name).version
     if validation_auc is not None:
         client.set_model_version_tag(name, version, AUC_TAG, repr(float(validation_auc)))
     task = model_task(model_uri)
