@@ -44,6 +44,13 @@ def test_training_picks_its_precision_by_default_and_the_writeup_pins_float32() 
         assert training.mixed_precision == ("none" if env == "writeup" else "auto"), env
 
 
+@pytest.mark.parametrize("env", ["base", *ENVS])
+def test_every_run_hashes_the_pngs_it_reuses(env: str) -> None:
+    """Issue #24: a PNG damaged in place (size and time kept) is made again by a plain run."""
+    values = parameters("local" if env == "base" else env)
+    assert typed.PreprocessingParams.model_validate(values["preprocessing"]).verify_pngs
+
+
 def test_the_writeup_environment_is_the_write_ups_recipe() -> None:
     values = parameters("writeup")
     training = typed.TrainingParams.model_validate(values["training"])

@@ -60,8 +60,8 @@ class PreprocessingParams(StrictParams):
     # since the last run (per preprocessing_log) instead of decoding it again.
     incremental: bool = True
     # Read and hash every PNG to be reused against the log's digest, even one whose size
-    # and modification time are unchanged (a PNG damaged in place keeps both): slower,
-    # and what the training advises when a PNG does not decode.
+    # and modification time are unchanged (a PNG damaged in place keeps both). conf/base
+    # turns it on (0.5 s for 5,279 PNGs); off here, the cheapest, as on an object store.
     verify_pngs: bool = False
 
     @field_validator("image_size", mode="before")
