@@ -5,9 +5,9 @@ from omegaconf.resolvers import oc
 
 from chest_xray.hooks import CrossValidationHooks, RuntimeParamsHooks
 from chest_xray.pipelines.training.hooks import MultiWorkerHooks
+from chest_xray.summary.hook import RunSummaryHooks
 from chest_xray.tracking.content import RunContentHooks
 from chest_xray.tracking.lifecycle import RunLifecycleHooks
-from chest_xray.tracking.summary_hook import RunSummaryHooks
 
 # pluggy calls hooks of one kind last-registered first: RuntimeParamsHooks checks --params
 # (naming a mistyped key) before CrossValidationHooks reads the merged parameters.

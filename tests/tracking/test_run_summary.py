@@ -16,18 +16,18 @@ from kedro_datasets.json import JSONDataset
 from kedro_datasets.pandas import CSVDataset
 
 from chest_xray.evaluation.params import EvaluationParams
-from chest_xray.tracking.run_summary import (
+from chest_xray.summary.hook import (
+    RunSummaryHooks,
+    complete_facts,
+    dataset_location,
+    record_saved,
+)
+from chest_xray.summary.run_summary import (
     MlflowRunInfo,
     RunFacts,
     dropped_reason,
     summary_text,
     table_counts,
-)
-from chest_xray.tracking.summary_hook import (
-    RunSummaryHooks,
-    complete_facts,
-    dataset_location,
-    record_saved,
 )
 from tests.tracking.conftest import Tracked
 

@@ -69,7 +69,11 @@ def test_multiclass_run_trains_a_softmax_model_and_reports_every_class(
     # The packaged model predicts a class per file, with a probability for each class.
     run_kedro(runtime_params=params, pipeline_names=["inference"])
     new = pd.read_csv(data / "07_model_output/inference_predictions.csv")
-    assert set(new["label"]) <= set(CLASSES)
+    # Images the out-of-distribution guard flags stay unlabelled (the default policy).
+    labelled = new[~new["ood_flag"].astype(bool)]
+    assert len(labelled) > len(new) / 2
+    assert set(labelled["label"]) <= set(CLASSES)
+    assert new.loc[new["ood_flag"].astype(bool), "label"].isna().all()
     assert {f"probability_{name}" for name in CLASSES} <= set(new.columns)
     assert new["threshold"].isna().all()
     assert (new["threshold_source"] == "argmax").all()

@@ -25,7 +25,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol, MemoryDataset
 from kedro.pipeline import Pipeline
 
-from chest_xray.tracking.run_summary import (
+from chest_xray.summary.run_summary import (
     REPORTS,
     TRAINING_HISTORY,
     MlflowRunInfo,

@@ -6,7 +6,7 @@ applies, with their bootstrap intervals, and the calibration; for one that did n
 made (images, split, model, predictions); then what was dropped or skipped, where the plots
 and the report are, the MLflow run and the commands that open MLflow's UI and kedro-viz.
 
-Pure functions of ``RunFacts``, which ``summary_hook.RunSummaryHooks`` gathers during the
+Pure functions of ``RunFacts``, which ``hook.RunSummaryHooks`` gathers during the
 run (the reports as saved, counts of the tables, the datasets' locations): no Kedro, no
 MLflow here, so every line is tested from a hand-made report.
 """
@@ -41,7 +41,7 @@ class MlflowRunInfo:
 
 @dataclass
 class RunFacts:
-    """What one ``kedro run`` made, as the summary needs it (``summary_hook`` fills it)."""
+    """What one ``kedro run`` made, as the summary needs it (``hook`` fills it)."""
 
     env: str = "local"
     pipelines: Sequence[str] = ("__default__",)
