@@ -138,6 +138,16 @@ CONFIGS |= {
     "std_aw_e30": STANDARDIZE | ADAMW_COSINE | {"training.epochs": 30},
     "std_aw_224": STANDARDIZE | ADAMW_COSINE | {"preprocessing.image_size": 224},
 }
+# The third round (2026-12-07, a CPU with AMX): on top of the new conf/cpu (std_aw_e30),
+# what the official TEST measured as its levers (length, resolution), test-time
+# augmentation at the recipe's scale, and a wider VGG (training.model.width).
+STD_AW = STANDARDIZE | ADAMW_COSINE
+CONFIGS |= {
+    "std_aw_e60": STD_AW | {"training.epochs": 60},
+    "std_aw_224_e30": STD_AW | {"preprocessing.image_size": 224, "training.epochs": 30},
+    "std_aw_e30_tta": STD_AW | {"training.epochs": 30, "evaluation.tta": "flip_shift"},
+    "std_aw_e30_wide": STD_AW | {"training.epochs": 30, "training.model.width": 2},
+}
 
 
 # The cross-validation screening's scale (--cross-validation): about 9 minutes a config on

@@ -58,6 +58,19 @@ def test_global_average_head_is_much_smaller() -> None:
     assert "augmentation" not in [layer.name for layer in model.layers]
 
 
+def test_width_multiplies_every_convolution_and_keeps_the_depth() -> None:
+    wide = build_model((64, 64, 1), ModelParams(conv_filters=[4, 8, 6], dense_units=8, width=1.5))
+    assert [wide.get_layer(f"conv_{i}").filters for i in (1, 2, 3)] == [6, 12, 9]
+    assert [layer.name for layer in wide.layers] == [
+        layer.name
+        for layer in build_model(
+            (64, 64, 1), TINY.model_copy(update={"conv_filters": [4, 8, 6]})
+        ).layers
+    ]
+    with pytest.raises(ValueError, match="width"):
+        ModelParams(width=0)
+
+
 def test_too_small_image_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"height 32 is too small for 4 conv/pool blocks"):
         build_model((32, 300, 1), ModelParams())

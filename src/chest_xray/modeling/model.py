@@ -57,7 +57,7 @@ def build_model(
     if params.input_normalisation == "standardize":
         x = _standardize(x)
     for index, filters in enumerate(params.conv_filters, start=1):
-        x = _conv_block(x, index, filters, params)
+        x = _conv_block(x, index, max(1, round(filters * params.width)), params)
     outputs = _head(x, params, n_classes)
     return keras.Model(inputs, outputs, name=name)
 

@@ -42,6 +42,9 @@ class ModelParams(StrictParams):
     # convolution (a stock LayerNormalization over height, width and channel), so
     # the overall exposure of a scan carries no signal. ``none``: the write-up's 1/255.
     input_normalisation: Literal["none", "standardize"] = "none"
+    # A wider VGG: every entry of ``conv_filters`` times ``width`` (rounded), the same
+    # depth and head. 1: the write-up's network. Compute grows about as width squared.
+    width: float = Field(1.0, gt=0.0, le=4.0)
 
     @field_validator("conv_filters")
     @classmethod
