@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,12 @@ import pytest
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The packages tests make are recorded as trusted (inference/trust.py) in a record of the
+# session's own, never in the user's; runs in subprocesses inherit it.
+os.environ.setdefault(
+    "CHEST_XRAY_TRUSTED_PACKAGES",
+    str(Path(tempfile.mkdtemp(prefix="chest-xray-trust-")) / "trusted_packages.json"),
+)
 
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project

@@ -173,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_MAX_PIXELS:,})",
     )  # fmt: skip
     parser.add_argument(
+        "--trust-package",
+        action="store_true",
+        help="load a package that this machine's pipelines did not make and no tracking store "
+        "records (a package is code: it runs when loaded)",
+    )
+    parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -240,7 +246,7 @@ def _loaded_classifier(args: argparse.Namespace) -> Classifier | None:
     from chest_xray.inference.packaging import load_classifier
 
     try:
-        classifier = load_classifier(_model_uri(args.model))
+        classifier = load_classifier(_model_uri(args.model), trust=args.trust_package)
     except Exception as error:  # any reason a model does not load, said in one line
         print(f"chest-xray predict: cannot load the model: {error}", file=sys.stderr)
         return None

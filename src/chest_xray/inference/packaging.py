@@ -28,6 +28,7 @@ from chest_xray.inference.classifier import Classifier
 from chest_xray.inference.ood import OodGuard, save_guard
 from chest_xray.inference.pyfunc_model import KERAS_ARTIFACT, OOD_ARTIFACT, OUTPUT_COLUMNS
 from chest_xray.inference.settings import InferenceSettings, InferenceSettingsError
+from chest_xray.inference.trust import RUN_TAG, record, verified_copy
 
 if TYPE_CHECKING:
     import keras
@@ -65,6 +66,7 @@ def save_servable_model(servable: ServableModel, path: str | Path) -> None:
 
     with _packaging_kwargs(servable) as kwargs, _no_input_example_warning():
         mlflow.pyfunc.save_model(path=str(path), **kwargs)
+    record(path, source=f"saved to {path}")
 
 
 def log_servable_model(servable: ServableModel, name: str) -> ModelInfo:
@@ -72,7 +74,22 @@ def log_servable_model(servable: ServableModel, name: str) -> ModelInfo:
     import mlflow.pyfunc
 
     with _packaging_kwargs(servable) as kwargs, _no_input_example_warning():
-        return mlflow.pyfunc.log_model(name=name, **kwargs)
+        info = mlflow.pyfunc.log_model(name=name, **kwargs)
+    _record_logged(info)
+    return info
+
+
+def _record_logged(info: ModelInfo) -> None:
+    """The logged package's digest, in the local record and as its run's tag (inference/trust.py):
+    what the tracking store holds is then loadable from any machine that reads it."""
+    import mlflow
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(prefix="chest-xray-logged-") as scratch:
+        logged = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=scratch)
+        digest = record(logged, source=info.model_uri)
+    if info.run_id:
+        mlflow.MlflowClient().set_tag(info.run_id, RUN_TAG, digest)
 
 
 def newest_package(folder: str | Path) -> Path | None:
@@ -83,16 +100,19 @@ def newest_package(folder: str | Path) -> Path | None:
     return found[-1].parent if found else None
 
 
-def load_classifier(uri: str) -> Classifier:
+def load_classifier(uri: str, *, trust: bool = False) -> Classifier:
     """A package from a local folder or any MLflow model URI, ready to predict.
 
-    A model that is not such a package (e.g. one logged by an older version in
-    the Keras flavour) is refused with the reason, never guessed at.
+    Only a package this machine's pipelines made or its tracking store records is loaded
+    (``UntrustedPackageError`` otherwise; ``trust`` loads it anyway), and from a checked
+    private copy (inference/trust.py): a package is code. A model that is not such a
+    package (e.g. one logged by an older version in the Keras flavour) is refused with
+    the reason, never guessed at.
     """
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
-    pyfunc = mlflow.pyfunc.load_model(uri)
+    pyfunc = mlflow.pyfunc.load_model(str(verified_copy(uri, trust=trust)))
     try:
         python_model = pyfunc.unwrap_python_model()
     except MlflowException as error:

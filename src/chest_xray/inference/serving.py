@@ -155,11 +155,16 @@ async def _answer_raw(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-def guarded_app(model_uri: str, *, max_body: int, max_depth: int) -> GuardedApp:
-    """MLflow's scoring app for ``model_uri``, guarded."""
+def guarded_app(
+    model_uri: str, *, max_body: int, max_depth: int, trust: bool = False
+) -> GuardedApp:
+    """MLflow's scoring app for ``model_uri``, guarded; the package is loaded from a checked
+    private copy, and only if recorded (inference/trust.py) or ``trust``."""
     from mlflow.pyfunc import scoring_server
 
-    model = scoring_server.load_model_with_mlflow_config(model_uri)
+    from chest_xray.inference.trust import verified_copy
+
+    model = scoring_server.load_model_with_mlflow_config(str(verified_copy(model_uri, trust=trust)))
     return GuardedApp(scoring_server.init(model), max_body=max_body, max_depth=max_depth)
 
 
@@ -175,6 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     default_body = int(from_env) if from_env.isdigit() else DEFAULT_MAX_REQUEST_BYTES
     parser.add_argument("--max-request-bytes", type=int, default=default_body)
     parser.add_argument("--max-json-depth", type=int, default=DEFAULT_MAX_JSON_DEPTH)
+    parser.add_argument(
+        "--trust-package",
+        action="store_true",
+        help="serve a package no record holds (a package is code: it runs when loaded)",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
@@ -193,7 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI))
     try:
         app = guarded_app(
-            args.model, max_body=args.max_request_bytes, max_depth=args.max_json_depth
+            args.model,
+            max_body=args.max_request_bytes,
+            max_depth=args.max_json_depth,
+            trust=args.trust_package,
         )
     except Exception as error:  # any reason a model does not load, said in one line
         print(f"chest-xray serve: cannot load the model: {error}", file=sys.stderr)
