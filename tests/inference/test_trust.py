@@ -137,3 +137,18 @@ def test_concurrent_records_keep_every_entry(tmp_path: Path, empty_store: Path) 
     with ThreadPoolExecutor(4) as pool:
         digests = list(pool.map(lambda f: trust.record(f, source=str(f)), folders))
     assert all(trust.recorded(digest) for digest in digests)
+
+
+def test_the_catalogs_dataset_refuses_it_unless_trust_package(
+    package: Path, tmp_path: Path
+) -> None:
+    from kedro.io.core import DatasetError
+
+    from chest_xray.datasets.servable_model_dataset import ServableModelDataset
+
+    changed = str(tampered(package, tmp_path))
+    folder = str(tmp_path / "packages")
+    with pytest.raises(DatasetError, match="trust_package=true"):
+        ServableModelDataset(filepath=folder, model_uri=changed).load()
+    loaded = ServableModelDataset(filepath=folder, model_uri=changed, trust_package=True).load()
+    assert loaded.source == changed

@@ -43,6 +43,7 @@ class ServableModelDataset(AbstractVersionedDataset[ServableModel, Classifier]):
           filepath: data/06_models/servable_model
           versioned: true
           model_uri: ${runtime_params:model_uri,null}
+          trust_package: ${runtime_params:trust_package,false}
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class ServableModelDataset(AbstractVersionedDataset[ServableModel, Classifier]):
         filepath: str,
         version: Version | None = None,
         model_uri: str | None = None,
+        trust_package: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -63,6 +65,8 @@ class ServableModelDataset(AbstractVersionedDataset[ServableModel, Classifier]):
         except ValueError as error:
             raise DatasetError(str(error)) from error
         self._model_uri = model_uri or None
+        # Load a package neither record holds (inference/trust.py): a package is code.
+        self._trust = bool(trust_package)
         self.metadata = metadata
         super().__init__(
             filepath=PurePosixPath(filepath),
@@ -73,7 +77,7 @@ class ServableModelDataset(AbstractVersionedDataset[ServableModel, Classifier]):
 
     def load(self) -> Classifier:
         if self._model_uri is not None:
-            return load_classifier(self._model_uri)
+            return load_classifier(self._model_uri, trust=self._trust)
         try:
             path = Path(str(self._get_load_path()))
         except DatasetError as error:
@@ -81,7 +85,7 @@ class ServableModelDataset(AbstractVersionedDataset[ServableModel, Classifier]):
                 f"No servable model under {self._filepath}: run `kedro run` (training and "
                 "evaluation package one), or name one with --params=model_uri=<MLflow model URI>"
             ) from error
-        return load_classifier(str(path))
+        return load_classifier(str(path), trust=self._trust)
 
     def save(self, data: ServableModel) -> None:
         if not isinstance(data, ServableModel):

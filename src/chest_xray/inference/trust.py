@@ -56,8 +56,9 @@ def store_path() -> Path:
 
 def package_digest(folder: str | Path) -> str:
     """SHA-256 over every file below ``folder`` (relative path, then the file's own SHA-256),
-    in sorted order, ``__pycache__`` and MLflow's download note left out: the same package hashes the same wherever it
-    lies, and any changed, added or removed file changes it."""
+    in sorted order, ``__pycache__`` and MLflow's download note left out: the same
+    package hashes the same wherever it lies, and any changed, added or removed file
+    changes it."""
     root = Path(folder)
     outer = hashlib.sha256()
     for file in sorted(_files(root)):
@@ -145,7 +146,8 @@ def verified_copy(uri: str, *, trust: bool = False) -> Path:
         raise UntrustedPackageError(
             f"{uri} is not a package this machine's pipelines made and no tracking store "
             f"records it (SHA-256 {digest[:16]}...). A package is code: loading it runs it. "
-            "If you trust where it came from, pass --trust-package"
+            "If you trust where it came from, pass --trust-package (chest-xray predict, "
+            "chest-xray serve) or --params=trust_package=true (kedro run)"
         )
     return copy
 
