@@ -72,7 +72,7 @@ def test_the_writeup_environment_is_the_write_ups_recipe() -> None:
     assert evaluation.threshold == 0.5 and evaluation.model_threshold == "fixed"
 
 
-@pytest.mark.parametrize(("env", "epochs", "size"), [("local", 60, 300), ("cpu", 30, 150)])
+@pytest.mark.parametrize(("env", "epochs", "size"), [("local", 60, 300), ("cpu", 60, 150)])
 def test_the_defaults_are_the_screened_recipe(env: str, epochs: int, size: int) -> None:
     """conf/base and conf/cpu: the write-up's VGG with the levers the screening kept
     (docs/model_quality.md): per-image standardisation, AdamW with a cosine schedule."""
