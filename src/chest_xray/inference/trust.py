@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from chest_xray.data.files import write_atomically
+
 STORE_ENV = "CHEST_XRAY_TRUSTED_PACKAGES"
 RUN_TAG = "chest_xray.package_sha256"
 _SKIPPED = "__pycache__"  # written by Python on import; never part of a package's identity
@@ -62,7 +64,7 @@ def package_digest(folder: str | Path) -> str:
     root = Path(folder)
     outer = hashlib.sha256()
     for file in sorted(_files(root)):
-        inner = hashlib.sha256()
+        inner = hashlib.sha256()  # hashlib.file_digest is 3.11+; the project supports 3.10
         with open(file, "rb") as stream:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 inner.update(block)
@@ -93,9 +95,7 @@ def record(folder: str | Path, source: str) -> str:
     with _locked(path):
         entries = _read(path)
         entries[digest] = {"source": source, "recorded": datetime.now(timezone.utc).isoformat()}
-        scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        scratch.write_text(json.dumps(entries, indent=1) + "\n")
-        os.replace(scratch, path)  # whole or not at all
+        write_atomically(str(path), (json.dumps(entries, indent=1) + "\n").encode())
     return digest
 
 
@@ -132,7 +132,8 @@ def verified_copy(uri: str, *, trust: bool = False) -> Path:
     """
     scratch = Path(tempfile.mkdtemp(prefix="chest-xray-model-"))
     atexit.register(shutil.rmtree, scratch, True)
-    if Path(uri).exists():
+    local = Path(uri).exists()
+    if local:
         copy = scratch / "package"
         shutil.copytree(uri, copy, symlinks=True, ignore=shutil.ignore_patterns(_SKIPPED))
     else:
@@ -142,7 +143,7 @@ def verified_copy(uri: str, *, trust: bool = False) -> Path:
     if not (copy / "MLmodel").is_file():
         raise UntrustedPackageError(f"{uri}: not a model package (no MLmodel file in it)")
     digest = package_digest(copy)
-    if not trust and not recorded(digest) and _registry_digest(uri) != digest:
+    if not trust and not recorded(digest) and (local or _registry_digest(uri) != digest):
         raise UntrustedPackageError(
             f"{uri} is not a package this machine's pipelines made and no tracking store "
             f"records it (SHA-256 {digest[:16]}...). A package is code: loading it runs it. "
@@ -153,9 +154,8 @@ def verified_copy(uri: str, *, trust: bool = False) -> Path:
 
 
 def _registry_digest(uri: str) -> str | None:
-    """The digest the logging run recorded (tag ``chest_xray.package_sha256``), if any."""
-    if Path(uri).exists():
-        return None
+    """The digest the run that logged the model at ``uri`` (an MLflow URI) recorded as its tag
+    ``chest_xray.package_sha256``, if any."""
     try:
         import mlflow
         from mlflow.models import get_model_info
