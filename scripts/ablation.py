@@ -55,6 +55,9 @@ PRE_SCREENING = {
     "training.optimizer.learning_rate": 1e-4,
     "training.optimizer.schedule": "constant",
     "training.optimizer.warmup_epochs": 0,
+    # conf/cpu trained 15 epochs until 2026-12-07 (then 30, then 60): the configurations
+    # that set no length meant 15.
+    "training.epochs": 15,
 }
 COMMON = {"training.mixed_precision": "bfloat16", **PRE_SCREENING}
 # The extensions docs/ablation/*.json record (benchmarks record FLAG_PREFIXES).
@@ -149,6 +152,14 @@ CONFIGS |= {
     # 1.5x the filters: about 2.2x the convolutions' cost (width 2: about 4x, over the
     # CPU budget of a 3-seed screening)
     "std_aw_e30_wide": STD_AW | {"training.epochs": 30, "training.model.width": 1.5},
+}
+# The fourth round (2026-12-07, an AMD CPU without AMX): the regularisers the issue names
+# that were not built before, batch mixing with Keras' MixUp (alpha 0.2) and CutMix
+# (factor 1.0), at 30 epochs so they are compared with std_aw_e30 seed by seed (mixing
+# is known to need longer training than the plain recipe to pay off).
+CONFIGS |= {
+    "std_aw_e30_mixup": STD_AW | {"training.epochs": 30, "training.augmentation.mixing": "mixup"},
+    "std_aw_e30_cutmix": STD_AW | {"training.epochs": 30, "training.augmentation.mixing": "cutmix"},
 }
 
 

@@ -7,6 +7,7 @@ loads Keras (and TensorFlow), which only training and prediction should pay for.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -19,7 +20,8 @@ class ImageBatches(keras.utils.PyDataset):
     Each batch is a fancy-indexed copy of just its rows, so the dataset never
     holds a second (let alone float) copy of ``images``. With ``shuffle`` the
     order of epoch ``e`` is a permutation seeded by ``(seed, e)``: different
-    every epoch, identical between runs.
+    every epoch, identical between runs. A ``mixer`` (``mixing.BatchMixer``) mixes
+    each labelled batch, given its epoch and index; its batches are then float32.
     """
 
     def __init__(
@@ -30,6 +32,8 @@ class ImageBatches(keras.utils.PyDataset):
         *,
         shuffle: bool,
         seed: int,
+        mixer: Callable[[np.ndarray, np.ndarray, int, int], tuple[np.ndarray, np.ndarray]]
+        | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -42,6 +46,7 @@ class ImageBatches(keras.utils.PyDataset):
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.mixer = mixer
         self.epoch = 0
         self.order = self._order_for(self.epoch)
 
@@ -61,6 +66,8 @@ class ImageBatches(keras.utils.PyDataset):
         batch = self.images[rows]
         if self.labels is None:
             return batch
+        if self.mixer is not None:
+            return self.mixer(batch, self.labels[rows], self.epoch, index)
         return batch, self.labels[rows]
 
     def on_epoch_end(self) -> None:

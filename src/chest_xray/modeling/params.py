@@ -83,6 +83,12 @@ class AugmentationParams(StrictParams):
     # ``gamma`` raises pixels (0..1) to a power drawn log-uniformly in
     # [1 / (1 + gamma), 1 + gamma]: a detector's non-linear response, 0 = off.
     gamma: float = Field(0.0, ge=0.0, lt=2.0)
+    # Batch mixing (Keras' MixUp / CutMix, ``modeling.mixing``): each train image blended
+    # with (``mixup``) or patched from (``cutmix``) another of its batch, its label mixed in
+    # the same proportion. ``mixing_strength``: MixUp's alpha / CutMix's factor; None keeps
+    # Keras' default (0.2 / 1.0). Off: the write-up.
+    mixing: Literal["none", "mixup", "cutmix"] = "none"
+    mixing_strength: float | None = Field(None, gt=0.0, le=1.0)
 
 
 class OptimizerParams(StrictParams):
@@ -197,6 +203,18 @@ class TrainingParams(StrictParams):
     def _covid_class_needs_multiclass(self) -> TrainingParams:
         if self.covid_class and self.task != "multiclass":
             raise ValueError("covid_class (a COVID-19 class) needs task: multiclass")
+        return self
+
+    @model_validator(mode="after")
+    def _mixing_keeps_labels_weighable(self) -> TrainingParams:
+        # Keras turns class_weight into a weight per sample by its label as an integer
+        # index: a mixed label (0.3) would silently take class 0's weight.
+        mixing = self.augmentation.mixing
+        if self.augmentation.enabled and mixing != "none" and self.class_weight != "none":
+            raise ValueError(
+                f"augmentation.mixing: {mixing} mixes the labels, which class_weight: "
+                f"{self.class_weight} cannot weigh; use one or the other"
+            )
         return self
 
     @model_validator(mode="after")

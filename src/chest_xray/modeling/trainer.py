@@ -27,6 +27,7 @@ from chest_xray.modeling.distributed import (
     require_tensorflow_backend,
     worker_role,
 )
+from chest_xray.modeling.mixing import batch_mixer
 from chest_xray.modeling.model import build_model, compile_model, without_augmentation
 from chest_xray.modeling.params import ClassWeight, MixedPrecision, TrainingParams
 from chest_xray.modeling.precision import resolve_precision
@@ -157,7 +158,8 @@ def _fit(
     # With micro-batches, consecutive micro-batches make up one shuffled batch.
     micro = params.micro_batch_size
     targets = _targets(train_labels, n_classes)
-    train = ImageBatches(train_images, targets, micro, shuffle=True, seed=params.seed)
+    mixer = batch_mixer(params.augmentation, params.seed)
+    train = ImageBatches(train_images, targets, micro, shuffle=True, seed=params.seed, mixer=mixer)
     val = ImageBatches(val_images, _targets(val_labels, n_classes), micro, shuffle=False, seed=0)
     callbacks = training_callbacks(params, len(train_images), log, checkpoint_dir)
     return model.fit(
