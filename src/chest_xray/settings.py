@@ -5,7 +5,7 @@ from omegaconf.resolvers import oc
 
 from chest_xray.hooks import CrossValidationHooks, RuntimeParamsHooks
 from chest_xray.pipelines.training.hooks import MultiWorkerHooks
-from chest_xray.summary.hook import RunSummaryHooks
+from chest_xray.summary.hook import InputErrorHooks, RunSummaryHooks
 from chest_xray.tracking.content import RunContentHooks
 from chest_xray.tracking.lifecycle import RunLifecycleHooks
 
@@ -17,7 +17,8 @@ HOOKS = (
     RuntimeParamsHooks(),
     RunLifecycleHooks(),
     RunContentHooks(),
-    MultiWorkerHooks(),  # last: its tryfirst hooks run before the tracking hooks'
+    MultiWorkerHooks(),  # after the tracking hooks: its tryfirst hooks run before theirs
+    InputErrorHooks(),  # last: first of all, before another hook can raise
 )
 
 # TensorFlow's C++ logging is set quiet when the package is imported (chest_xray/__init__,

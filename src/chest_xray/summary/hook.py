@@ -25,6 +25,7 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import CatalogProtocol, MemoryDataset
 from kedro.pipeline import Pipeline
 
+from chest_xray.summary import failure
 from chest_xray.summary.run_summary import (
     REPORTS,
     TRAINING_HISTORY,
@@ -102,6 +103,16 @@ class RunSummaryHooks:
     @hook_impl
     def on_pipeline_error(self) -> None:
         self._facts = None  # Kedro reports the error; a summary would only hide it
+
+
+class InputErrorHooks:
+    """A run stopped by bad input prints the project's message, not a traceback
+    (``failure``). Registered last, so its ``tryfirst`` hook runs before any other
+    project hook's: ``RuntimeParamsHooks`` refuses unknown ``--params`` in its own."""
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: KedroContext) -> None:
+        failure.install()
 
 
 def record_saved(facts: RunFacts, name: str, data: Any) -> None:

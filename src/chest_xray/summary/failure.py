@@ -1,0 +1,73 @@
+"""How a run that stopped on bad input says so: its message, not a traceback panel.
+
+Kedro lets an exception end ``kedro run``, and Python's hook (rich's, in Kedro) prints
+it with every frame of Kedro, pluggy and the project around one sentence. When that
+sentence is the project's own message about the user's input (a ``ValueError`` or
+``OSError`` raised by this package's code: an unknown ``--params`` key, a dataset
+without test images, a missing file; or a parameter that fails its validation, which
+Kedro reports for the typed parameters of the nodes), the
+frames add nothing a user can act on. Anything else is a bug and keeps its traceback,
+as does every error with ``CHEST_XRAY_TRACEBACK=1``. The exit status stays 1.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import TextIO
+
+from kedro.validation import ParameterValidationError
+from pydantic import ValidationError
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+TRACEBACK_VARIABLE = "CHEST_XRAY_TRACEBACK"
+_MARK = "_chest_xray_input_errors"
+
+
+def is_input_error(error: BaseException) -> bool:
+    """Whether ``error`` (or what it wraps: Kedro's DatasetError wraps a dataset's own)
+    is a message this project wrote about its input."""
+    for candidate in (error, error.__cause__):
+        if isinstance(candidate, ValidationError | ParameterValidationError):
+            return True
+        if isinstance(candidate, ValueError | OSError) and _raised_here(candidate):
+            return True
+    return False
+
+
+def _raised_here(error: BaseException) -> bool:
+    """True when ``error`` left a ``raise`` statement in this package: a message the
+    project wrote. Not a library's error passing through the project's code, nor a
+    builtin's (``int("x")`` in a line of the project's is a bug, and keeps its traceback)."""
+    frame = error.__traceback__
+    if frame is None:
+        return False
+    while frame.tb_next is not None:
+        frame = frame.tb_next
+    filename = frame.tb_frame.f_code.co_filename
+    if not Path(filename).resolve().is_relative_to(PACKAGE_DIR):
+        return False
+    return linecache.getline(filename, frame.tb_lineno).lstrip().startswith("raise")
+
+
+def install(err: TextIO | None = None) -> None:
+    """Wrap ``sys.excepthook`` (once) so input errors print as one message."""
+    previous = sys.excepthook
+    if getattr(previous, _MARK, False):
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+        if os.environ.get(TRACEBACK_VARIABLE) or not is_input_error(error):
+            previous(kind, error, trace)
+            return
+        out = err or sys.stderr
+        out.write(
+            f"\nThe run stopped: {error}\n"
+            f"({kind.__name__}; {TRACEBACK_VARIABLE}=1 shows the traceback)\n"
+        )
+
+    setattr(hook, _MARK, True)
+    sys.excepthook = hook

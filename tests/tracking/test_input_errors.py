@@ -1,0 +1,114 @@
+"""A run stopped by bad input prints the project's message, a bug its traceback."""
+
+from __future__ import annotations
+
+import io
+import linecache
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.io import DatasetError
+
+from chest_xray.evaluation.params import EvaluationParams
+from chest_xray.params import TrainingParams, check_runtime_params
+from chest_xray.pipelines.evaluation.nodes import PREDICTION_COLUMNS, evaluate
+from chest_xray.summary import failure
+from chest_xray.summary.failure import PACKAGE_DIR, TRACEBACK_VARIABLE, is_input_error
+
+
+def _caught(function, *args, **kwargs) -> BaseException:
+    with pytest.raises(Exception) as caught:
+        function(*args, **kwargs)
+    return caught.value
+
+
+@pytest.fixture
+def raised_in_the_package(monkeypatch: pytest.MonkeyPatch):
+    """Run a line of source as if it were a line of a module of the package."""
+
+    def run(source: str) -> BaseException:
+        filename = str(PACKAGE_DIR / f"_made_up_{abs(hash(source))}.py")
+        monkeypatch.setitem(linecache.cache, filename, (len(source), None, [source], filename))
+        return _caught(exec, compile(source, filename, "exec"), {})
+
+    return run
+
+
+def test_the_project_s_own_messages_are_input_errors() -> None:
+    unknown = _caught(check_runtime_params, {"epochs": 3}, {"training": {"epochs": 60}})
+    assert is_input_error(unknown)
+    empty = pd.DataFrame(columns=PREDICTION_COLUMNS)
+    no_test = _caught(evaluate, empty, empty, empty, TrainingParams(), EvaluationParams())
+    assert "test split is empty" in str(no_test)
+    assert is_input_error(no_test)
+    assert is_input_error(_caught(TrainingParams, epochs=-1))  # a parameter's validation
+    wrapped = DatasetError("Failed while loading data from dataset 'x'")
+    wrapped.__cause__ = unknown
+    assert is_input_error(wrapped)
+
+
+def test_errors_that_no_raise_of_the_project_wrote_are_bugs(raised_in_the_package) -> None:
+    assert is_input_error(raised_in_the_package("raise ValueError('made up')"))
+    assert is_input_error(raised_in_the_package("raise FileNotFoundError('data/x.csv')"))
+    assert not is_input_error(raised_in_the_package("int('x')"))
+    assert not is_input_error(raised_in_the_package("raise KeyError('k')"))
+    assert not is_input_error(_caught(pd.DataFrame({"a": [1]}).astype, {"a": "int8", "b": 1}))
+    assert not is_input_error(_caught(int, "x"))
+
+
+def test_the_hook_prints_input_errors_and_passes_bugs_on(
+    monkeypatch, raised_in_the_package
+) -> None:
+    seen: list[BaseException] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, error, trace: seen.append(error))
+    out = io.StringIO()
+    failure.install(out)
+    failure.install(out)  # once: a second session in the process wraps nothing more
+    unknown = _caught(check_runtime_params, {"epochs": 3}, {"training": {"epochs": 60}})
+    sys.excepthook(type(unknown), unknown, unknown.__traceback__)
+    assert seen == []
+    assert "The run stopped: --params sets epochs=3" in out.getvalue()
+    bug = raised_in_the_package("int('x')")
+    sys.excepthook(type(bug), bug, bug.__traceback__)
+    monkeypatch.setenv(TRACEBACK_VARIABLE, "1")
+    sys.excepthook(type(unknown), unknown, unknown.__traceback__)
+    assert seen == [bug, unknown]
+
+
+def test_kedro_run_with_an_unknown_parameter_says_so_without_a_traceback(
+    kedro_project: Path,
+) -> None:
+    result = subprocess.run(
+        ["kedro", "run", "--env=demo", "--params=epochs=3"],
+        cwd=kedro_project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "The run stopped: --params sets epochs=3" in output
+    assert "did you mean 'training.epochs'" in output
+    assert "Traceback" not in output and "╭" not in output
+
+
+def test_kedro_run_with_a_parameter_out_of_range_names_it_without_a_traceback(
+    kedro_project: Path,
+) -> None:
+    result = subprocess.run(
+        ["kedro", "run", "--env=demo", "--params=training.epochs=-1"],
+        cwd=kedro_project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert "The run stopped: Parameter validation failed" in output
+    assert "epochs" in output and "greater than or equal to 0" in output
+    assert "Traceback" not in output and "╭" not in output
