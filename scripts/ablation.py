@@ -161,6 +161,13 @@ CONFIGS |= {
     "std_aw_e30_mixup": STD_AW | {"training.epochs": 30, "training.augmentation.mixing": "mixup"},
     "std_aw_e30_cutmix": STD_AW | {"training.epochs": 30, "training.augmentation.mixing": "cutmix"},
 }
+# The fifth round (2026-12-07, a CPU with AMX): past conf/cpu's 60 epochs, where 60 beat 30
+# on every seed, and width on top of that length (each about 20 minutes a run on the dev
+# split, over the CPU default's budget on all of TRAIN: levers for conf/base).
+CONFIGS |= {
+    "std_aw_e90": STD_AW | {"training.epochs": 90},
+    "std_aw_e60_wide": STD_AW | {"training.epochs": 60, "training.model.width": 1.5},
+}
 
 
 # The cross-validation screening's scale (--cross-validation): about 9 minutes a config on
