@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,17 @@ os.environ.setdefault(
     "CHEST_XRAY_TRUSTED_PACKAGES",
     str(Path(tempfile.mkdtemp(prefix="chest-xray-trust-")) / "trusted_packages.json"),
 )
+
+# Two UserWarnings that MLflow gives once per process, while modules are imported, about
+# classes that are not this project's: its own mlflow/types/responses.py ("Any type hint
+# is inferred as AnyType") and kedro-mlflow's KedroPipelineModel, a PythonModel whose
+# predict has no type hints ("Add type hints to the `predict` method"), defined when Kedro
+# loads the plugin. MLflow sets its own "once" filter around them, so pytest's
+# filterwarnings cannot hide them; imported here, under a record, they are spent before
+# any test runs. The project's own PythonModel (ChestXrayModel) is typed and warns nothing.
+with warnings.catch_warnings(record=True):
+    import kedro_mlflow.mlflow  # noqa: F401
+    import mlflow.pyfunc  # noqa: F401
 
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from typing import Any
 
 from kedro.config import MissingConfigException
 from kedro.framework import project
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
+from kedro.pipeline import Node, Pipeline
 
+from chest_xray.data.splitting import require_test_split
 from chest_xray.params import check_runtime_params, check_task_options
 from chest_xray.pipelines import fold_count
 
@@ -63,3 +66,23 @@ class CrossValidationHooks:
         if fold_count.configure(dict(parameters)) and project.PACKAGE_NAME:
             # Read now: the package is known once the project is configured.
             project.pipelines.configure(f"{project.PACKAGE_NAME}.pipeline_registry")
+
+
+class RequireTestSplitHooks:
+    """Stop a run that evaluates as soon as its split shows no test image
+    (``splitting.require_test_split``), instead of after the training."""
+
+    SPLIT_NODE = "split_dataset"
+    EVALUATING_NODE = "evaluate"  # raises on an empty test split itself, after the training
+
+    def __init__(self) -> None:
+        self._evaluates = False
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Pipeline) -> None:
+        self._evaluates = any(node.name == self.EVALUATING_NODE for node in pipeline.nodes)
+
+    @hook_impl
+    def after_node_run(self, node: Node, outputs: dict[str, Any]) -> None:
+        if self._evaluates and node.name == self.SPLIT_NODE:
+            require_test_split(outputs["split_manifest"])

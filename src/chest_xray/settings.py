@@ -3,7 +3,7 @@
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from chest_xray.hooks import CrossValidationHooks, RuntimeParamsHooks
+from chest_xray.hooks import CrossValidationHooks, RequireTestSplitHooks, RuntimeParamsHooks
 from chest_xray.pipelines.training.hooks import MultiWorkerHooks
 from chest_xray.summary.hook import InputErrorHooks, RunSummaryHooks
 from chest_xray.tracking.content import RunContentHooks
@@ -15,6 +15,7 @@ HOOKS = (
     RunSummaryHooks(),  # first: its after_pipeline_run prints after every other hook's lines
     CrossValidationHooks(),
     RuntimeParamsHooks(),
+    RequireTestSplitHooks(),
     RunLifecycleHooks(),
     RunContentHooks(),
     MultiWorkerHooks(),  # after the tracking hooks: its tryfirst hooks run before theirs

@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -64,6 +65,11 @@ class _RunsOnLoad(mlflow.pyfunc.PythonModel):
 
     def __reduce__(self) -> tuple[object, tuple[()]]:
         return (self.marker.touch, ())
+
+    def predict(  # typed: MLflow warns about a PythonModel whose predict has no type hints
+        self, context: object, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
+        return model_input
 
 
 def test_the_cli_refuses_a_strangers_package_before_any_of_its_code_runs(

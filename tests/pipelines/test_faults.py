@@ -106,6 +106,21 @@ def test_a_class_absent_after_the_split_stops_before_training(
     assert not (kedro_project / "data/06_models").exists()
 
 
+def test_no_test_image_stops_a_run_that_evaluates_before_training(
+    run_kedro: RunKedro, kedro_project: Path, raw_copy: Path
+) -> None:
+    for image in (raw_copy / IMAGES / "test").iterdir():
+        image.unlink()  # as the shared copy of the Kaggle download: TEST rows, no files
+    params = {"raw_root": str(raw_copy), "preprocessing.workers": 1}
+    with pytest.raises(ValueError, match=r"test split is empty.*stopped before training"):
+        run_kedro(runtime_params=params)
+    assert not (kedro_project / "data/06_models").exists()
+    assert not (kedro_project / "data/08_reporting/training_history.json").exists()
+    run_kedro(pipeline_names=["data_processing"], runtime_params=params)  # evaluates nothing
+    manifest = read(kedro_project, "03_primary/split_manifest.csv")
+    assert "test" not in set(manifest["split"]) and len(manifest)
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

@@ -50,6 +50,20 @@ def test_the_project_s_own_messages_are_input_errors() -> None:
     assert is_input_error(wrapped)
 
 
+def test_a_dataset_whose_file_is_missing_is_an_input_error_named_by_its_path() -> None:
+    missing = FileNotFoundError(2, "No such file or directory", "/raw/metadata.csv")
+    inner = DatasetError("Failed while loading data from dataset CSVDataset(filepath=...)")
+    inner.__cause__ = missing
+    outer = DatasetError(f"raw_metadata: {inner}")
+    outer.__cause__ = inner
+    assert is_input_error(outer)
+    assert failure.message(outer) == "raw_metadata: no such file: /raw/metadata.csv"
+    assert not is_input_error(missing)  # outside a dataset's load: where it came from matters
+    unrelated = DatasetError("raw_metadata: Failed while loading data")
+    unrelated.__cause__ = KeyError("k")
+    assert not is_input_error(unrelated)
+
+
 def test_errors_that_no_raise_of_the_project_wrote_are_bugs(raised_in_the_package) -> None:
     assert is_input_error(raised_in_the_package("raise ValueError('made up')"))
     assert is_input_error(raised_in_the_package("raise FileNotFoundError('data/x.csv')"))
@@ -83,6 +97,11 @@ def test_the_hook_prints_input_errors_and_passes_bugs_on(
     [
         # Refused by the project's own check, RuntimeParamsHooks
         ("epochs=3", ["The run stopped: --params sets epochs=3", "did you mean 'training.epochs'"]),
+        # A dataset whose file is not there: the dataset and the path, not its arguments
+        (
+            "raw_root=/nonexistent-raw",
+            ["The run stopped: raw_", "no such file: /nonexistent-raw/"],
+        ),
         # Refused by Kedro's validation of the nodes' typed parameters
         (
             "training.epochs=-1",

@@ -66,6 +66,24 @@ def test_a_failed_run_is_failed_with_its_error(
 
 
 @slow
+def test_a_run_failing_after_many_nodes_is_closed_once(
+    kedro_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    demo_dataset: DemoDatasetFacts,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """kedro-mlflow reopens the run before every node; nested (its default) would push it
+    on MLflow's stack once per node, and a failure close it, and say so, as many times."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlite_uri(kedro_project))
+    params = {"raw_root": str(demo_dataset.root), "preprocessing.image_size": 32}
+    with caplog.at_level(logging.INFO), pytest.raises(ValueError, match="too small"):
+        kedro_run(kedro_project, params=params)  # train_model refuses, after data_processing
+    assert caplog.text.count("was closed because of an error") == 1
+    assert newest_run(MlflowClient(sqlite_uri(kedro_project))).info.status == "FAILED"
+    assert mlflow.active_run() is None
+
+
+@slow
 def test_sigterm_fails_the_run_and_a_killed_run_is_closed_at_next_start(
     tracked: Tracked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -164,3 +164,17 @@ def check_both_classes(manifest: pd.DataFrame, splits: tuple[str, ...]) -> None:
                 f"The '{split}' split has no {absent or 'second class'} image "
                 f"(its counts: {counts or 'empty'}); add data or change the split parameters"
             )
+
+
+def require_test_split(manifest: pd.DataFrame) -> None:
+    """Refuse a manifest without test images when the run is going to evaluate: a dataset
+    with no TEST images (the shared copy of the Kaggle download) would otherwise train for
+    minutes and only then fail in ``evaluate``. Called by ``RequireTestSplitHooks``, which knows
+    whether the run evaluates; the split itself does not."""
+    if not manifest["split"].eq("test").any():
+        raise ValueError(
+            "The test split is empty (no TEST image of raw_root has a file), so the "
+            "evaluation would have nothing to score: stopped before training. Point raw_root "
+            "at a dataset with test images, or train without evaluating: "
+            "kedro run --pipelines=data_processing,training"
+        )

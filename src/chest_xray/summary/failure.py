@@ -5,7 +5,8 @@ it with every frame of Kedro, pluggy and the project around one sentence. When t
 sentence is the project's own message about the user's input (a ``ValueError`` or
 ``OSError`` raised by this package's code: an unknown ``--params`` key, a dataset
 without test images, a missing file; or a parameter that fails its validation, which
-Kedro reports for the typed parameters of the nodes), the
+Kedro reports for the typed parameters of the nodes), or a dataset whose file is not
+there (a wrong ``raw_root``), the
 frames add nothing a user can act on. Anything else is a bug and keeps its traceback,
 as does every error with ``CHEST_XRAY_TRACEBACK=1``. The exit status stays 1.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
+from kedro.io import DatasetError
 from kedro.validation import ParameterValidationError
 from pydantic import ValidationError
 
@@ -27,15 +29,46 @@ TRACEBACK_VARIABLE = "CHEST_XRAY_TRACEBACK"
 _MARK = "_chest_xray_input_errors"
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps, outermost first (Kedro's DatasetError wraps a dataset's
+    error, and the catalog wraps that again)."""
+    chain = [error]
+    while chain[-1].__cause__ is not None and len(chain) < 8:
+        chain.append(chain[-1].__cause__)
+    return chain
+
+
+def missing_file(error: BaseException) -> FileNotFoundError | None:
+    """The missing file behind a dataset that could not load: a path in the configuration
+    (``raw_root``) or a run started ``--from-nodes`` whose inputs were never made."""
+    if not isinstance(error, DatasetError):
+        return None
+    found = [cause for cause in _chain(error) if isinstance(cause, FileNotFoundError)]
+    return found[0] if found else None
+
+
 def is_input_error(error: BaseException) -> bool:
-    """Whether ``error`` (or what it wraps: Kedro's DatasetError wraps a dataset's own)
-    is a message this project wrote about its input."""
-    for candidate in (error, error.__cause__):
+    """Whether ``error`` (or what it wraps) is a message this project wrote about its
+    input, or a dataset whose file is not there."""
+    if missing_file(error) is not None:
+        return True
+    for candidate in _chain(error):
         if isinstance(candidate, ValidationError | ParameterValidationError):
             return True
         if isinstance(candidate, ValueError | OSError) and _raised_here(candidate):
             return True
     return False
+
+
+def message(error: BaseException) -> str:
+    """What the user reads: the error's own words; for a missing file, the dataset and
+    the path (Kedro's message also prints the dataset's every argument)."""
+    missing = missing_file(error)
+    if missing is None:
+        return str(error)
+    dataset = str(error).split(":", 1)[0]  # the catalog's "<name>: <dataset's message>"
+    where = missing.filename or missing
+    return f"{dataset}: no such file: {where}"
 
 
 def _raised_here(error: BaseException) -> bool:
@@ -65,7 +98,7 @@ def install(err: TextIO | None = None) -> None:
             return
         out = err or sys.stderr
         out.write(
-            f"\nThe run stopped: {error}\n"
+            f"\nThe run stopped: {message(error)}\n"
             f"({kind.__name__}; {TRACEBACK_VARIABLE}=1 shows the traceback)\n"
         )
 
