@@ -160,6 +160,7 @@ def main() -> int:
     args = parse()
     if len(args.seeds) < 3:
         print("note: fewer than 3 seeds; the figures are not medians of 3", flush=True)
+    at_start = machine() | {"flags": cpu_flags()}  # the date and the load before the runs
     work = args.keep or Path(tempfile.mkdtemp(prefix="chest-xray-e2e-"))
     work.mkdir(parents=True, exist_ok=True)
     counts = stand_in_layout(args.data, args.test_from, work / "raw")
@@ -192,7 +193,7 @@ def main() -> int:
     write_result(
         "end_to_end",
         {
-            "machine": machine() | {"flags": cpu_flags()},
+            "machine": at_start,
             "versions": versions("tensorflow", "keras", "kedro"),
             "env": args.env,
             "params": args.params,
