@@ -13,6 +13,7 @@ from chest_xray.modeling.model import (
     PerUpdate,
     build_model,
     compile_model,
+    in_float32,
     learning_rate,
     without_augmentation,
 )
@@ -128,6 +129,29 @@ def test_compile_uses_chosen_optimizer(name: str, cls: type) -> None:
     images = np.zeros((2, 16, 16, 1), dtype=np.uint8)
     results = model.evaluate(images, np.array([0.0, 1.0]), verbose=0, return_dict=True)
     assert set(results) == {"loss", "accuracy", "auc"}
+
+
+def test_in_float32_computes_in_float32_with_the_trained_weights() -> None:
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = build_model((16, 16, 1), TINY.model_copy(update={"batch_norm": True}))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert mixed.get_layer("conv_1").compute_dtype == "bfloat16"
+    plain = in_float32(mixed)
+    assert {layer.dtype_policy.name for layer in plain.layers} == {"float32"}
+    assert [layer.name for layer in plain.layers] == [layer.name for layer in mixed.layers]
+    for got, trained in zip(plain.get_weights(), mixed.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, trained)  # BatchNorm's moving statistics too
+    images = np.random.default_rng(3).integers(0, 256, size=(4, 16, 16, 1), dtype=np.uint8)
+    reference = build_model((16, 16, 1), TINY.model_copy(update={"batch_norm": True}))
+    reference.set_weights(mixed.get_weights())  # the same weights, built in float32
+    expected = np.asarray(reference(images, training=False))
+    np.testing.assert_allclose(np.asarray(plain(images, training=False)), expected, rtol=1e-5)
+    sixteen_bit = np.asarray(mixed(images, training=False), dtype=np.float32)
+    np.testing.assert_allclose(sixteen_bit, expected, atol=0.05)  # close, not the same maths
+    assert in_float32(plain) is plain
 
 
 def test_without_augmentation_shares_the_trained_layers(tmp_path: Path) -> None:

@@ -148,6 +148,30 @@ def without_augmentation(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, x, name=model.name)
 
 
+def in_float32(model: keras.Model) -> keras.Model:
+    """The same network, every layer computing in float32, with the trained weights.
+
+    Mixed precision is a way to train fast where the hardware has fast 16-bit maths
+    (bfloat16 on AMX / AVX512-BF16 CPUs, float16 on Tensor Cores). A layer keeps its
+    policy when saved, so a model trained so would predict in 16 bits on every machine
+    that loads it: slowly where the hardware has no such maths, and a little differently
+    from its own weights in float32 (bfloat16 keeps 8 bits of mantissa). Its variables
+    are float32 already; only the computation changes. Takes a plain chain, as
+    ``without_augmentation`` returns; a model that is float32 throughout comes back as is.
+    """
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    inputs = keras.Input(
+        shape=model.inputs[0].shape[1:], dtype=model.inputs[0].dtype, name=model.layers[0].name
+    )
+    x = inputs
+    for layer in model.layers[1:]:  # a plain chain: build_model adds no branches
+        copy = type(layer).from_config(layer.get_config() | {"dtype": "float32"})
+        x = copy(x)
+        copy.set_weights(layer.get_weights())
+    return keras.Model(inputs, x, name=model.name)
+
+
 def _check_spatial_size(input_shape: tuple[int, int, int], params: ModelParams) -> None:
     """Fail with a readable message instead of a negative-dimension error deep in Keras."""
     for axis, size in zip(("height", "width"), input_shape[:2], strict=True):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
 import pandas as pd
 import pytest
 
@@ -42,7 +43,11 @@ def test_training_pipeline_trains_and_draws_curves_only() -> None:
 def test_training_learns_and_evaluation_scores_the_saved_model(
     run_kedro: RunKedro, kedro_project: Path, learnable_dataset: DemoDatasetFacts
 ) -> None:
-    params = {"raw_root": str(learnable_dataset.root), "preprocessing.workers": 1}
+    params = {
+        "raw_root": str(learnable_dataset.root),
+        "preprocessing.workers": 1,
+        "training.mixed_precision": "bfloat16",  # trained in 16 bits, saved in float32
+    }
     run_kedro(pipeline_names=["data_processing"], runtime_params=params)
     run_kedro(pipeline_names=["training"], runtime_params=params)
     data = kedro_project / "data"
@@ -80,6 +85,8 @@ def test_training_learns_and_evaluation_scores_the_saved_model(
         assert (data / f"08_reporting/{plot}.png").stat().st_size > 5_000, plot
     models = sorted((data / "06_models/model.keras").iterdir())
     assert len(models) == 1  # one version
+    saved = keras.saving.load_model(models[0] / "model.keras", compile=False)
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
 
     # The old way to re-evaluate, --from-nodes=predict on __default__, still works: no
     # training node runs, no new model version.

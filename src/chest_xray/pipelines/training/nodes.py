@@ -19,8 +19,11 @@ logger = logging.getLogger(__name__)
 def train_model(
     processed_images: PartitionLoaders, split_manifest: pd.DataFrame, params: TrainingParams
 ) -> tuple[KerasModel, dict[str, list[float]]]:
-    """Fit the network on the train split, monitoring the validation split."""
-    from chest_xray.modeling.trainer import train_classifier  # Keras: only when training
+    """Fit the network on the train split, monitoring the validation split; the model
+    comes back in float32 whatever precision it trained in (``in_float32``), so the saved
+    file predicts at full speed on any machine, as the evaluation measured it."""
+    from chest_xray.modeling.model import in_float32  # Keras: only when training
+    from chest_xray.modeling.trainer import train_classifier
 
     train = split_rows(split_manifest, "train")
     validation = split_rows(split_manifest, "validation")
@@ -33,7 +36,7 @@ def train_model(
         x_train.shape[1:],
         (x_train.nbytes + x_val.nbytes) / 1e6,
     )
-    return train_classifier(
+    model, history = train_classifier(
         x_train,
         label_indices(train, params.class_names),
         x_val,
@@ -41,6 +44,7 @@ def train_model(
         params,
         log=logger,
     )
+    return in_float32(model), history
 
 
 def plot_training_curves(training_history: dict[str, list[float]]) -> Figure:
