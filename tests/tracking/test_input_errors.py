@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from kedro.config import OmegaConfigLoader
 from kedro.io import DatasetError
 
 from chest_xray.evaluation.params import EvaluationParams
@@ -62,6 +63,18 @@ def test_a_dataset_whose_file_is_missing_is_an_input_error_named_by_its_path() -
     unrelated = DatasetError("raw_metadata: Failed while loading data")
     unrelated.__cause__ = KeyError("k")
     assert not is_input_error(unrelated)
+
+
+def test_a_configuration_file_kedro_cannot_read_is_an_input_error(tmp_path: Path) -> None:
+    for env in ("base", "local"):
+        (tmp_path / env).mkdir()
+    (tmp_path / "base" / "parameters.yml").write_text("training:\n  epochs: [1\n")
+    loader = OmegaConfigLoader(str(tmp_path), base_env="base", default_run_env="local")
+    broken = _caught(loader.__getitem__, "parameters")
+    assert "parameters.yml" in str(broken)  # Kedro names the file and the line
+    assert is_input_error(broken)
+    (tmp_path / "base" / "parameters.yml").write_text("training: {}\n")
+    assert not is_input_error(_caught(loader.__getitem__, "no_such_key"))  # asked by code
 
 
 def test_errors_that_no_raise_of_the_project_wrote_are_bugs(raised_in_the_package) -> None:

@@ -5,8 +5,9 @@ it with every frame of Kedro, pluggy and the project around one sentence. When t
 sentence is the project's own message about the user's input (a ``ValueError`` or
 ``OSError`` raised by this package's code: an unknown ``--params`` key, a dataset
 without test images, a missing file; or a parameter that fails its validation, which
-Kedro reports for the typed parameters of the nodes), or a dataset whose file is not
-there (a wrong ``raw_root``), the
+Kedro reports for the typed parameters of the nodes), a dataset whose file is not
+there (a wrong ``raw_root``), or a file in conf/ that Kedro's configuration loader
+cannot read (a YAML syntax error, with its file and line), the
 frames add nothing a user can act on. Anything else is a bug and keeps its traceback,
 as does every error with ``CHEST_XRAY_TRACEBACK=1``. The exit status stays 1.
 """
@@ -20,11 +21,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
+import kedro.config
 from kedro.io import DatasetError
 from kedro.validation import ParameterValidationError
 from pydantic import ValidationError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Kedro's configuration loader: what it raises is about the files in conf/ (a YAML syntax
+# error with its file and line, duplicate keys, a missing environment, a bad interpolation)
+KEDRO_CONFIG_DIR = Path(kedro.config.__file__).resolve().parent
 TRACEBACK_VARIABLE = "CHEST_XRAY_TRACEBACK"
 _MARK = "_chest_xray_input_errors"
 
@@ -55,8 +60,10 @@ def is_input_error(error: BaseException) -> bool:
     for candidate in _chain(error):
         if isinstance(candidate, ValidationError | ParameterValidationError):
             return True
-        if isinstance(candidate, ValueError | OSError) and _raised_here(candidate):
+        if isinstance(candidate, ValueError | OSError) and _raised_in(candidate, PACKAGE_DIR):
             return True
+        if not isinstance(candidate, KeyError) and _raised_in(candidate, KEDRO_CONFIG_DIR):
+            return True  # a KeyError there is a key the code asked for: a bug
     return False
 
 
@@ -71,9 +78,9 @@ def message(error: BaseException) -> str:
     return f"{dataset}: no such file: {where}"
 
 
-def _raised_here(error: BaseException) -> bool:
-    """True when ``error`` left a ``raise`` statement in this package: a message the
-    project wrote. Not a library's error passing through the project's code, nor a
+def _raised_in(error: BaseException, folder: Path) -> bool:
+    """True when ``error`` left a ``raise`` statement in ``folder`` (this package: a
+    message the project wrote). Not a library's error passing through that code, nor a
     builtin's (``int("x")`` in a line of the project's is a bug, and keeps its traceback)."""
     frame = error.__traceback__
     if frame is None:
@@ -81,7 +88,7 @@ def _raised_here(error: BaseException) -> bool:
     while frame.tb_next is not None:
         frame = frame.tb_next
     filename = frame.tb_frame.f_code.co_filename
-    if not Path(filename).resolve().is_relative_to(PACKAGE_DIR):
+    if not Path(filename).resolve().is_relative_to(folder):
         return False
     return linecache.getline(filename, frame.tb_lineno).lstrip().startswith("raise")
 
