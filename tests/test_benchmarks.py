@@ -1,0 +1,65 @@
+"""The benchmark scripts' own logic (their timings are never asserted: docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from chest_xray.tools.demo_data import DemoDatasetFacts
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _script(name: str):
+    sys.path.insert(0, str(BENCHMARKS))  # the scripts import their _common helpers
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def _rows(root: Path) -> list[dict[str, str]]:
+    with (root / "Chest_xray_Corona_Metadata.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_end_to_end_stand_in_has_every_train_row_and_new_bytes_for_test(
+    demo_dataset: DemoDatasetFacts, tmp_path: Path
+) -> None:
+    e2e = _script("bench_end_to_end")
+    source = demo_dataset.root
+    counts = e2e.stand_in_layout(source, source, tmp_path / "raw")
+    rows = _rows(tmp_path / "raw")
+    train = [row for row in rows if row["Dataset_type"] == "TRAIN"]
+    test = [row for row in rows if row["Dataset_type"] == "TEST"]
+    assert (
+        len(train)
+        == counts["train_rows"]
+        == sum(row["Dataset_type"] == "TRAIN" for row in _rows(source))
+    )
+    assert len(test) == counts["test_rows"] > 0
+    nested = tmp_path / "raw" / e2e.NESTED
+    assert (nested / "train").is_symlink()  # TRAIN linked, never copied
+    for row in test:
+        name = row["X_ray_image_name"]
+        assert name.startswith(e2e.STAND_IN)
+        made, original = (
+            nested / "test" / name,
+            source / e2e.NESTED / "test" / name.removeprefix(e2e.STAND_IN),
+        )
+        digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (made, original)]
+        assert digest[0] != digest[1]  # the split would drop a copy of a TRAIN image
+        with Image.open(made) as a, Image.open(original) as b:
+            assert a.size == b.size
+            difference = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
+            assert difference.mean() < 3  # the same picture (JPEG again, quality 95)
