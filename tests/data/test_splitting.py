@@ -3,6 +3,8 @@ two sides."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,12 +52,17 @@ def test_same_seed_same_manifest_other_seed_other_manifest() -> None:
     assert not first["split"].equals(other["split"])
 
 
-def test_missing_class_in_validation_is_a_clear_error() -> None:
+def test_missing_class_in_validation_is_a_clear_error(caplog: pytest.LogCaptureFixture) -> None:
     table = index(50)
     table.loc[table["split"] == "train", "label"] = "PNEUMONIA"
     table.loc[0, "label"] = "NORMAL"  # one NORMAL image: cannot be on both sides
-    with pytest.raises(SplitError, match=r"'(train|validation)' split has no \['NORMAL'\]"):
+    with (
+        warnings.catch_warnings(),
+        pytest.raises(SplitError, match=r"'(train|validation)' split has no \['NORMAL'\]"),
+    ):
+        warnings.simplefilter("error")  # scikit-learn's own warning is not shown
         make_manifest(table, fraction=0.2, strategy="patient", seed=2)[0]
+    assert "NORMAL class has only 1 image(s) to split, fewer than the 5 folds" in caplog.text
 
 
 def with_copies(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:

@@ -11,11 +11,15 @@ and copies within TRAIN go to the same side, with their patients.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
+
+logger = logging.getLogger(__name__)
 
 Strategy = Literal["patient", "stratified", "random"]
 DuplicateAction = Literal["drop", "stop"]
@@ -47,8 +51,20 @@ def validation_mask(
     positions = np.arange(len(labels))
     if strategy == "patient":
         n_splits = max(2, round(1 / fraction))
+        counts = labels.value_counts()
+        if counts.min() < n_splits:  # said here, in the split's terms, not by scikit-learn
+            logger.warning(
+                "The %s class has only %d image(s) to split, fewer than the %d folds that "
+                "validation_fraction %.2f means: validation may get none of it",
+                counts.idxmin(),
+                counts.min(),
+                n_splits,
+                fraction,
+            )
         folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        _, held_out = next(folds.split(positions, labels.to_numpy(), patients.to_numpy()))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+            _, held_out = next(folds.split(positions, labels.to_numpy(), patients.to_numpy()))
     else:
         stratify = labels.to_numpy() if strategy == "stratified" else None
         _, held_out = train_test_split(
