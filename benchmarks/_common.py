@@ -36,9 +36,13 @@ def require_dir(path: Path, what: str, pattern: str = "*") -> Path:
     return path
 
 
+# Where the Kaggle download keeps its train/ and test/ image folders, under its root.
+KAGGLE_IMAGES = Path("Coronahack-Chest-XRay-Dataset") / "Coronahack-Chest-XRay-Dataset"
+
+
 def kaggle_images(root: Path, split: str) -> Path:
     """``<root>/Coronahack-Chest-XRay-Dataset/Coronahack-Chest-XRay-Dataset/<split>``, checked."""
-    folder = root / "Coronahack-Chest-XRay-Dataset" / "Coronahack-Chest-XRay-Dataset" / split
+    folder = root / KAGGLE_IMAGES / split
     require_dir(root, "the CoronaHack dataset (Kaggle layout)")
     return require_dir(folder, f"the {split} images of the CoronaHack dataset")
 

@@ -43,6 +43,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    KAGGLE_IMAGES,
     REPO,
     SHARED_DATA,
     cpu_flags,
@@ -56,7 +57,6 @@ from _common import (
 
 METADATA = "Chest_xray_Corona_Metadata.csv"
 SUMMARY = "Chest_xray_Corona_dataset_Summary.csv"  # read by data_processing, linked as is
-NESTED = Path("Coronahack-Chest-XRay-Dataset") / "Coronahack-Chest-XRay-Dataset"
 STAND_IN = "standin-"
 BUDGET_MINUTES = 20  # issue #21: the CPU default, end to end on 2 cores
 
@@ -86,13 +86,13 @@ def stand_in_layout(data: Path, test_from: Path, into: Path) -> dict[str, int]:
     test_rows = [row for row in test_rows if (test_dir / row["X_ray_image_name"]).is_file()]
     if not test_rows:
         sys.exit(f"error: {test_from} has no TEST rows with their images; pass --test-from")
-    (into / NESTED).mkdir(parents=True)
+    (into / KAGGLE_IMAGES).mkdir(parents=True)
     (into / SUMMARY).symlink_to((data / SUMMARY).resolve())
-    (into / NESTED / "train").symlink_to(train_dir.resolve(), target_is_directory=True)
-    (into / NESTED / "test").mkdir()
+    (into / KAGGLE_IMAGES / "train").symlink_to(train_dir.resolve(), target_is_directory=True)
+    (into / KAGGLE_IMAGES / "test").mkdir()
     for row in test_rows:
         name = row["X_ray_image_name"]
-        _reencode(test_dir / name, into / NESTED / "test" / (STAND_IN + name))
+        _reencode(test_dir / name, into / KAGGLE_IMAGES / "test" / (STAND_IN + name))
         row["X_ray_image_name"] = STAND_IN + name
     with (into / METADATA).open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
@@ -129,12 +129,12 @@ def run_once(project: Path, raw: Path, *, env: str, params: str, seed: int, log:
     start = time.perf_counter()
     with log.open("w") as out:
         child = subprocess.Popen(command, cwd=project, env=environment, stdout=out, stderr=out)
-        _, status, usage = os.wait4(child.pid, 0)
+        _, status, usage = os.wait4(child.pid, 0)  # the child's own rusage, not Popen.wait
     seconds = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
         tail = "\n".join(log.read_text().splitlines()[-20:])
-        sys.exit(f"error: the run failed (exit {child.returncode}); the end of {log}:\n{tail}")
+        sys.exit(f"error: the run failed (exit {code}); the end of {log}:\n{tail}")
     history = json.loads((project / "data/08_reporting/training_history.json").read_text())
     return {
         "seed": seed,

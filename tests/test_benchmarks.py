@@ -48,14 +48,14 @@ def test_the_end_to_end_stand_in_has_every_train_row_and_new_bytes_for_test(
         == sum(row["Dataset_type"] == "TRAIN" for row in _rows(source))
     )
     assert len(test) == counts["test_rows"] > 0
-    nested = tmp_path / "raw" / e2e.NESTED
+    nested = tmp_path / "raw" / e2e.KAGGLE_IMAGES
     assert (nested / "train").is_symlink()  # TRAIN linked, never copied
     for row in test:
         name = row["X_ray_image_name"]
         assert name.startswith(e2e.STAND_IN)
         made, original = (
             nested / "test" / name,
-            source / e2e.NESTED / "test" / name.removeprefix(e2e.STAND_IN),
+            source / e2e.KAGGLE_IMAGES / "test" / name.removeprefix(e2e.STAND_IN),
         )
         digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (made, original)]
         assert digest[0] != digest[1]  # the split would drop a copy of a TRAIN image

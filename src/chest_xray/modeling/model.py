@@ -6,6 +6,7 @@ Nothing here imports TensorFlow, so the same network builds and trains with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -138,14 +139,7 @@ def without_augmentation(model: keras.Model) -> keras.Model:
     names = [layer.name for layer in model.layers]
     if AUGMENTATION_LAYER not in names:
         return model
-    inputs = keras.Input(
-        shape=model.inputs[0].shape[1:], dtype=model.inputs[0].dtype, name=model.layers[0].name
-    )
-    x = inputs
-    for layer in model.layers[1:]:  # a plain chain: build_model adds no branches
-        if layer.name != AUGMENTATION_LAYER:
-            x = layer(x)
-    return keras.Model(inputs, x, name=model.name)
+    return _rechained(model, lambda layer, x: x if layer.name == AUGMENTATION_LAYER else layer(x))
 
 
 def in_float32(model: keras.Model) -> keras.Model:
@@ -161,14 +155,28 @@ def in_float32(model: keras.Model) -> keras.Model:
     """
     if all(layer.dtype_policy.name == "float32" for layer in model.layers):
         return model
+    return _rechained(model, _float32_copy)
+
+
+def _float32_copy(layer: keras.layers.Layer, x: keras.KerasTensor) -> Any:
+    """``layer`` made again in float32 and applied to ``x``, then given its weights."""
+    copy = type(layer).from_config(layer.get_config() | {"dtype": "float32"})
+    output = copy(x)  # built here, so the weights have somewhere to go
+    copy.set_weights(layer.get_weights())
+    return output
+
+
+def _rechained(
+    model: keras.Model, step: Callable[[keras.layers.Layer, keras.KerasTensor], Any]
+) -> keras.Model:
+    """``model``, a plain chain (``build_model`` adds no branches), rebuilt on a new input:
+    each layer after the input turns the tensor so far into the next through ``step``."""
     inputs = keras.Input(
         shape=model.inputs[0].shape[1:], dtype=model.inputs[0].dtype, name=model.layers[0].name
     )
     x = inputs
-    for layer in model.layers[1:]:  # a plain chain: build_model adds no branches
-        copy = type(layer).from_config(layer.get_config() | {"dtype": "float32"})
-        x = copy(x)
-        copy.set_weights(layer.get_weights())
+    for layer in model.layers[1:]:
+        x = step(layer, x)
     return keras.Model(inputs, x, name=model.name)
 
 
