@@ -95,6 +95,7 @@ def machine() -> dict[str, Any]:
                 memory_gb = round(int(line.split()[1]) / 1024**2, 1)
     except OSError:
         pass
+    cores: int | None
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:

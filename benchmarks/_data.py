@@ -41,15 +41,15 @@ def load_sample(root: Path, n: int, size: tuple[int, int], png_dir: Path) -> Sam
         raise SystemExit(f"error: only {len(files)} labelled train images in {folder}, need {n}")
     images = np.empty((n, *size, 1), dtype=np.uint8)
     labels = np.empty(n, dtype=np.float32)
-    for row, file in enumerate(files):
+    for index, file in enumerate(files):
         png = preprocess(file.read_bytes(), file.name, OutputSettings(size)).png
         label = "NORMAL" if labels_by_name[file.name] == "Normal" else "PNEUMONIA"
         target = png_dir / label / f"{file.stem}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(png)
         with Image.open(io.BytesIO(png)) as image:
-            images[row, ..., 0] = np.asarray(image)
-        labels[row] = float(label == "PNEUMONIA")
+            images[index, ..., 0] = np.asarray(image)
+        labels[index] = float(label == "PNEUMONIA")
     return Sample(images, labels, png_dir)
 
 

@@ -64,13 +64,19 @@ def _vm(field: str) -> int:
 
 
 def catalog(root: Path, workdir: Path) -> Any:
-    """The project's catalog entries for the data_processing inputs and outputs, redirected."""
-    import copy
+    """The project's catalog entries for the data_processing inputs and outputs, redirected.
 
-    import yaml
+    Read through Kedro's config loader (the entries interpolate globals and runtime
+    parameters), with ``root`` as the raw data; the outputs go to ``workdir``.
+    """
+    from kedro.config import OmegaConfigLoader
     from kedro.io import DataCatalog
 
-    entries = yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
+    from chest_xray.settings import CONFIG_LOADER_ARGS
+
+    runtime = {"raw_root": str(root), "data_root": str(workdir)}
+    loader = OmegaConfigLoader(str(REPO / "conf"), runtime_params=runtime, **CONFIG_LOADER_ARGS)
+    entries = loader["catalog"]
     names = (
         "raw_metadata",
         "raw_images",
@@ -79,11 +85,8 @@ def catalog(root: Path, workdir: Path) -> Any:
         "preprocessing_log_previous",
         "processed_images_previous",
     )
-    config = {name: copy.deepcopy(entries[name]) for name in names}
-    raw = root / "Coronahack-Chest-XRay-Dataset" / "Coronahack-Chest-XRay-Dataset"
+    config = {name: entries[name] for name in names}
     images, log = str(workdir / "images"), str(workdir / "preprocessing_log.csv")
-    config["raw_metadata"]["filepath"] = str(root / "Chest_xray_Corona_Metadata.csv")
-    config["raw_images"]["path"] = str(raw)
     config["processed_images"]["path"] = images
     config["processed_images_previous"]["path"] = images
     config["preprocessing_log"]["filepath"] = log
@@ -93,7 +96,7 @@ def catalog(root: Path, workdir: Path) -> Any:
 
 def prepare(root: Path, workdir: Path) -> dict[str, Any]:
     """300x300 PNGs of the TRAIN split and its train/validation manifest, by the project's nodes."""
-    from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams
+    from chest_xray.params import MetadataParams, PreprocessingParams, SplitParams, TrainingParams
     from chest_xray.pipelines.data_processing.nodes import (
         join_metadata,
         preprocess_images,
@@ -103,7 +106,9 @@ def prepare(root: Path, workdir: Path) -> dict[str, Any]:
     start = time.perf_counter()
     data = catalog(root, workdir)
     raw_images = data.load("raw_images")
-    index, _ = join_metadata(data.load("raw_metadata"), raw_images, MetadataParams())
+    index, _ = join_metadata(
+        data.load("raw_metadata"), raw_images, MetadataParams(), TrainingParams()
+    )
     index = index[index["split"] == "train"].reset_index(drop=True)
     pngs, log = preprocess_images(
         raw_images,
@@ -114,7 +119,7 @@ def prepare(root: Path, workdir: Path) -> dict[str, Any]:
     )
     data.save("processed_images", pngs)
     data.save("preprocessing_log", log)
-    manifest = split_dataset(index, log, SplitParams())
+    manifest, _ = split_dataset(index, log, SplitParams())
     manifest.to_csv(workdir / "split_manifest.csv", index=False)
     counts = manifest["split"].value_counts().to_dict()
     return {"seconds": time.perf_counter() - start, "written": len(pngs), "splits": counts}

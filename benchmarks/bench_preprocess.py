@@ -245,7 +245,7 @@ def main() -> None:
         for rep in range(args.repeats):
             root = Path(tmp) / f"rep{rep}"
             parallel.append(cpu_parallelism())
-            seconds, _ = timed(lambda root=root: write_up_loop(files, root / "loop"))
+            seconds, _ = timed(functools.partial(write_up_loop, files, root / "loop"))
             times["loop"].append(seconds)
             child = _python(source, "--child-run", str(root))
             for key, value in child.items():

@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from chest_xray.evaluation.thresholds import choose_threshold
 OUT = Path(__file__).resolve().parents[1] / "docs" / "ablation"
 
 
-def run_row(record: dict) -> dict[str, object]:  # type: ignore[type-arg]
+def run_row(record: dict[str, Any]) -> dict[str, object]:
     """One run's calibration figures and its validation-chosen threshold."""
     arrays = {
         split: (

@@ -116,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--altered", type=int, default=100, help="TEST X-rays altered per kind")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    settings = OutputSettings(tuple(args.size))  # type: ignore[arg-type]
+    settings = OutputSettings((args.size[0], args.size[1]))
     root = Path(args.data, IMAGES)
     rng = np.random.default_rng(args.seed)
     train_files = sorted((root / "train").iterdir())
-    rng.shuffle(train_files)  # type: ignore[arg-type]
+    rng.shuffle(train_files)
     cut = int(0.8 * len(train_files))
     test_files = sorted((root / "test").iterdir())
     guard = fit_guard(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -22,7 +23,7 @@ from chest_xray.evaluation.gradcam import gradcam_with_probabilities
 from chest_xray.inference.packaging import load_classifier, newest_package
 
 
-def measure(model: str, images: str | Path, band: float = 0.1) -> dict[str, object]:
+def measure(model: str, images: str | Path, band: float = 0.1) -> dict[str, Any]:
     """Heat shares in the border band and the top-left corner, by predicted class."""
     classifier = load_classifier(model)
     files = sorted(Path(images).glob("*.png"))

@@ -22,8 +22,8 @@ airflow=$!
 source scripts/_venv.sh
 wait "$system_packages" "$airflow"
 
-ruff check src tests
-ruff format --check src tests
-mypy  # src/, configured in pyproject.toml [tool.mypy]
+ruff check src tests scripts benchmarks
+ruff format --check src tests scripts benchmarks
+mypy  # src/, scripts/ and benchmarks/, configured in pyproject.toml [tool.mypy]
 export CHEST_XRAY_REQUIRE_ALL_TESTS=1
 exec python -m pytest "$@"

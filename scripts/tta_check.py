@@ -29,12 +29,12 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from chest_xray.inference.packaging import load_classifier
-from chest_xray.modeling.tta import tta_probabilities
+from chest_xray.modeling.tta import TTA, tta_probabilities
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = REPO / "docs" / "ablation"
 DEV_DATA = REPO.parent / "shared" / "data" / "coronahack-dev"
-MODES = ("none", "flip", "flip_shift")
+MODES: tuple[TTA, ...] = ("none", "flip", "flip_shift")
 
 
 def test_images(raw_root: Path) -> tuple[list[Path], np.ndarray]:

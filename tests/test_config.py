@@ -26,7 +26,7 @@ GROUPS = {
 
 
 def parameters(env: str) -> dict:  # type: ignore[type-arg]
-    loader = OmegaConfigLoader(str(CONF), env=env, **CONFIG_LOADER_ARGS)  # type: ignore[arg-type]
+    loader = OmegaConfigLoader(str(CONF), env=env, **CONFIG_LOADER_ARGS)
     return dict(loader["parameters"])
 
 

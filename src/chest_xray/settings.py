@@ -1,5 +1,7 @@
 """Project settings: Kedro wiring only. Defaults: https://docs.kedro.org/en/stable/configure/"""
 
+from typing import Any
+
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
@@ -27,7 +29,7 @@ HOOKS = (
 # MLflow's database set-up lines in conf/logging.yml.
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
-CONFIG_LOADER_ARGS = {
+CONFIG_LOADER_ARGS: dict[str, Any] = {
     "base_env": "base",
     "default_run_env": "local",
     # An environment (conf/cpu, conf/demo, ...) overrides single nested values
