@@ -27,13 +27,7 @@ DIR defaults to ../shared/data/fullres-sample (searched recursively for JPEGs).
 from __future__ import annotations
 
 import argparse
-import base64
-import json
 import os
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,9 +53,9 @@ from _common import (
     versions,
     write_result,
 )
+from _served_latency import pyfunc_in_process, serve_latency
 
 BATCH = 32
-WARMUP_REQUESTS = 10
 JPEG_SUFFIXES = {".jpg", ".jpeg"}
 # The /proc/cpuinfo flags that decide TensorFlow's (oneDNN) and Pillow's speed.
 # ------------------------------------------------------------------------------ setup
@@ -81,24 +75,18 @@ def image_size(text: str) -> tuple[int, int]:
     """``150`` (square) or ``150x120`` (height x width)."""
     parts = text.lower().split("x")
     try:
-        size = tuple(int(part) for part in parts)
+        numbers = [int(part) for part in parts]
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use 150 or 150x120)") from error
-    if len(size) == 1:
-        size = (size[0], size[0])
-    if len(size) != 2 or min(size) < 1:
+    if len(numbers) == 1:
+        numbers *= 2
+    if len(numbers) != 2 or min(numbers) < 1:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use 150 or 150x120)")
-    return size  # type: ignore[return-value]
+    return numbers[0], numbers[1]
 
 
 def jpeg_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in JPEG_SUFFIXES)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ------------------------------------------------------------------------- the two paths
@@ -186,141 +174,6 @@ def split_per_image(
         "ms_per_image": {k: median(v) for k, v in {**samples, **single}.items()},
         "samples_ms": {**samples, **single},
         "pixel_rms_project_vs_naive": {"mean": float(rms.mean()), "max": float(rms.max())},
-    }
-
-
-# ------------------------------------------------------------------------ the served model
-
-
-def pyfunc_in_process(package: Path, files: list[Path], calls: int) -> dict[str, Any]:
-    """The served model's own ``predict`` (signature check included), no HTTP: ms per call."""
-    import mlflow.pyfunc
-    import pandas as pd
-
-    pyfunc = mlflow.pyfunc.load_model(str(package))
-    frames = [
-        pd.DataFrame({"image": [base64.b64encode(f.read_bytes()).decode("ascii")]}) for f in files
-    ]
-    for index in range(WARMUP_REQUESTS):
-        pyfunc.predict(frames[index % len(frames)])
-    latencies = []
-    for index in range(calls):
-        frame = frames[index % len(frames)]
-        start = time.perf_counter()
-        pyfunc.predict(frame)
-        latencies.append(1000 * (time.perf_counter() - start))
-    return {
-        "calls": calls,
-        "p50_ms": float(np.percentile(latencies, 50)),
-        "p95_ms": float(np.percentile(latencies, 95)),
-        "mean_ms": float(statistics.fmean(latencies)),
-    }
-
-
-def serve_latency(
-    package: Path, files: list[Path], requests_n: int, log_path: Path
-) -> dict[str, Any]:
-    """Start ``mlflow models serve`` on ``package``, time one-image requests, stop it."""
-    import requests
-
-    bin_dir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "KEDRO_DISABLE_TELEMETRY": "1",
-    }
-    port = free_port()
-    command = [
-        str(Path(bin_dir, "mlflow")),
-        "models",
-        "serve",
-        "-m",
-        str(package),
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    url = f"http://127.0.0.1:{port}"
-    bodies = [
-        json.dumps(
-            {
-                "dataframe_split": {
-                    "columns": ["image"],
-                    "data": [[base64.b64encode(f.read_bytes()).decode("ascii")]],
-                }
-            }
-        )
-        for f in files
-    ]
-    headers = {"Content-Type": "application/json"}
-    with log_path.open("wb") as log:
-        start = time.perf_counter()
-        server = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            session = requests.Session()
-            deadline = time.monotonic() + 300
-            while True:
-                if server.poll() is not None:
-                    raise RuntimeError(
-                        f"mlflow models serve exited with {server.returncode}:\n"
-                        + log_path.read_text(errors="replace")[-3000:]
-                    )
-                try:
-                    if session.get(f"{url}/ping", timeout=2).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("mlflow models serve did not answer /ping within 300 s")
-                time.sleep(0.5)
-            ready_s = time.perf_counter() - start
-            print(f"server ready on port {port} after {ready_s:.1f} s")
-
-            def post(index: int) -> tuple[float, float]:
-                t0 = time.perf_counter()
-                response = session.post(
-                    f"{url}/invocations", data=bodies[index % len(bodies)], headers=headers
-                )
-                elapsed = time.perf_counter() - t0
-                if response.status_code != 200:
-                    raise RuntimeError(f"request {index}: {response.status_code} {response.text}")
-                row = response.json()["predictions"][0]
-                return elapsed, float(row["probability"])
-
-            for index in range(WARMUP_REQUESTS):
-                post(index)
-            latencies, prob = [], {}
-            for index in range(requests_n):
-                elapsed, p = post(index)
-                latencies.append(1000 * elapsed)
-                prob.setdefault(index % len(bodies), p)
-        finally:
-            try:
-                os.killpg(server.pid, signal.SIGTERM)
-                server.wait(timeout=20)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-    ordered = sorted(latencies)
-    return {
-        "requests": requests_n,
-        "warmup_requests": WARMUP_REQUESTS,
-        "ready_s": ready_s,
-        "p50_ms": float(np.percentile(ordered, 50)),
-        "p95_ms": float(np.percentile(ordered, 95)),
-        "mean_ms": float(statistics.fmean(ordered)),
-        "min_ms": ordered[0],
-        "max_ms": ordered[-1],
-        "latencies_ms": latencies,
-        "probabilities_by_file": prob,
     }
 
 

@@ -20,14 +20,9 @@ Usage: python benchmarks/bench_served_memory.py [--repeats 3]
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import REPO, base_parser, check_repeats, machine, median, table, versions, write_result
+from _server import free_port, invocation_body, running_server
 from bench_decode_memory import hostile_png
 
 _MB = 1024 * 1024
@@ -80,39 +76,21 @@ def _post(port: int, body: bytes) -> int:
         return int(error.code)
 
 
-def _body(image: bytes) -> bytes:
-    data = [[base64.b64encode(image).decode()]]
-    return json.dumps({"dataframe_split": {"columns": ["image"], "data": data}}).encode()
-
-
 def measure(
     package: Path, hostile: bytes, small: bytes, count: int, limit: int | None
 ) -> dict[str, Any]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     if limit is not None:
         env["CHEST_XRAY_MAX_IMAGE_PIXELS"] = str(limit)
     command = [sys.executable, "-m", "chest_xray", "serve", "-m", str(package), "-p", str(port)]
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.25)
-        assert _post(port, _body(small)) == 200, "the warm-up request failed"
+    with running_server(command, port, env, package.parent / "serve.log") as (server, _):
+        assert _post(port, invocation_body(small)) == 200, "the warm-up request failed"
         idle = _vm(server.pid, "VmRSS")
         with ThreadPoolExecutor(count) as pool:
-            statuses = list(pool.map(lambda _: _post(port, _body(hostile)), range(count)))
+            body = invocation_body(hostile)
+            statuses = list(pool.map(lambda _: _post(port, body), range(count)))
         peak = _vm(server.pid, "VmHWM")
-    finally:
-        server.terminate()
-        server.wait(30)
     return {"idle": idle, "peak": peak, "over_idle_mb": (peak - idle) / _MB, "statuses": statuses}
 
 

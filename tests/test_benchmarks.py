@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from chest_xray.tools.demo_data import DemoDatasetFacts
@@ -63,3 +64,63 @@ def test_the_end_to_end_stand_in_has_every_train_row_and_new_bytes_for_test(
             assert a.size == b.size
             difference = np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16))
             assert difference.mean() < 3  # the same picture (JPEG again, quality 95)
+
+
+def test_the_memory_benchmark_prepares_the_split_with_the_project_nodes(
+    demo_dataset: DemoDatasetFacts, tmp_path: Path
+) -> None:
+    """bench_memory's first step calls the data_processing nodes directly: when their
+    signatures change, this fails here instead of on the first benchmark run."""
+    memory = _script("bench_memory")
+    prepared = memory.prepare(demo_dataset.root, tmp_path)
+    train_rows = sum(row["Dataset_type"] == "TRAIN" for row in _rows(demo_dataset.root))
+    assert 0 < prepared["written"] <= train_rows
+    assert set(prepared["splits"]) == {"train", "validation"}
+    manifest = tmp_path / "split_manifest.csv"
+    with manifest.open(newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == sum(prepared["splits"].values())
+
+
+_PING_SERVER = """
+import http.server, sys
+class Ping(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/ping" else 404)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ping).serve_forever()
+"""
+
+
+def test_a_benchmark_server_is_up_inside_the_block_and_stopped_after(tmp_path: Path) -> None:
+    server = _script("_server")
+    port = server.free_port()
+    command = [sys.executable, "-c", _PING_SERVER, str(port)]
+    with server.running_server(command, port, {}, tmp_path / "serve.log") as (process, ready_s):
+        assert process.poll() is None and ready_s >= 0
+        assert server._answers_ping(port)
+    assert process.poll() is not None  # stopped, its process group with it
+    assert not server._answers_ping(port)
+
+
+def test_a_benchmark_server_that_dies_is_an_error_with_its_log(tmp_path: Path) -> None:
+    server = _script("_server")
+    port = server.free_port()
+    command = [sys.executable, "-c", "import sys; print('no model here'); sys.exit(3)"]
+    with (
+        pytest.raises(RuntimeError, match=r"exited with 3:\s[\s\S]*no model here"),
+        server.running_server(command, port, {}, tmp_path / "serve.log"),
+    ):
+        pytest.fail("the block must not run")
+
+
+def test_a_benchmark_server_that_never_answers_times_out(tmp_path: Path) -> None:
+    server = _script("_server")
+    port = server.free_port()
+    command = [sys.executable, "-c", "import time; time.sleep(60)"]
+    with (
+        pytest.raises(RuntimeError, match="did not answer /ping within 1 s"),
+        server.running_server(command, port, {}, tmp_path / "serve.log", ready_timeout_s=1),
+    ):
+        pytest.fail("the block must not run")
