@@ -1,7 +1,8 @@
 """The house rules, read from the source: no import circle, small modules, short functions.
 
 Every module under ``src/`` is parsed with ``ast`` (nothing is imported), so the rules
-hold for code no test happens to run.
+hold for code no test happens to run. The size rules hold for the scripts, benchmarks
+and tests as well: they are read as often as the package.
 """
 
 from __future__ import annotations
@@ -9,14 +10,27 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parents[1] / "src"
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO / "src"
+OTHER_CODE = ("scripts", "benchmarks", "tests")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
 # Excesses tolerated for a while (issue #25 emptied them): an entry must name a real excess
 # (``test_the_allow_list_only_names_real_excesses``), so the lists can only shrink.
 ALLOWED_LONG_MODULES: frozenset[str] = frozenset()
-ALLOWED_LONG_FUNCTIONS: frozenset[str] = frozenset()
+# The benchmarks' main functions measure and print in one: splitting them is due, and
+# each split must be checked by running the benchmark (docs/benchmarks.md).
+ALLOWED_LONG_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "benchmarks.bench_inference.main",
+        "benchmarks.bench_input_pipeline.main",
+        "benchmarks.bench_memory.child",
+        "benchmarks.bench_memory.main",
+        "benchmarks.bench_preprocess.main",
+        "benchmarks.bench_training_epoch.main",
+    }
+)
 
 
 def _module_name(path: Path) -> str:
@@ -26,6 +40,16 @@ def _module_name(path: Path) -> str:
 
 def _files() -> dict[str, Path]:
     return {_module_name(path): path for path in sorted(SOURCE.rglob("*.py"))}
+
+
+def _all_files() -> dict[str, Path]:
+    """The package's modules, and every script, benchmark and test (named by their path)."""
+    others = {
+        ".".join(path.relative_to(REPO).with_suffix("").parts): path
+        for folder in OTHER_CODE
+        for path in sorted((REPO / folder).rglob("*.py"))
+    }
+    return _files() | others
 
 
 def _imports(path: Path, modules: set[str]) -> set[str]:
@@ -78,13 +102,13 @@ def _function_lengths(module: str, source: str) -> dict[str, int]:
 
 
 def _long_modules() -> dict[str, int]:
-    lines = {name: len(path.read_text().splitlines()) for name, path in _files().items()}
+    lines = {name: len(path.read_text().splitlines()) for name, path in _all_files().items()}
     return {name: count for name, count in lines.items() if count > MAX_MODULE_LINES}
 
 
 def _long_functions() -> dict[str, int]:
     lengths: dict[str, int] = {}
-    for name, path in _files().items():
+    for name, path in _all_files().items():
         lengths |= _function_lengths(name, path.read_text())
     return {name: count for name, count in lengths.items() if count > MAX_FUNCTION_LINES}
 

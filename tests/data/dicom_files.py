@@ -118,6 +118,40 @@ def dicom_bytes(
     ``rows_columns``: overwrite Rows and Columns after the pixels are set, to make a
         header that lies about the size (a decompression bomb, a truncated image).
     """
+    pixels, colour = _stored_pixels(pixels, photometric, frames)
+    syntax = ImplicitVRLittleEndian if implicit_vr or not preamble else ExplicitVRLittleEndian
+    ds = _base_dataset(DigitalXRayImageStorageForPresentation, syntax)
+    ds.Modality = "DX"
+    ds.set_pixel_data(pixels, photometric, bits_stored or pixels.dtype.itemsize * 8)
+    if syntax != ds.file_meta.TransferSyntaxUID:  # set_pixel_data's default
+        ds.file_meta.TransferSyntaxUID = syntax
+    _set_lookup_tables(ds, window, rescale)
+    _encode(
+        ds,
+        pixels,
+        colour,
+        compress_rle=compress_rle,
+        jpeg_quality=jpeg_quality,
+        fake_transfer_syntax=fake_transfer_syntax,
+    )
+    if rows_columns is not None:
+        ds.Rows, ds.Columns = rows_columns
+    return _write(ds, preamble=preamble)
+
+
+def _set_lookup_tables(
+    ds: Dataset, window: tuple[float, float] | None, rescale: tuple[float, float] | None
+) -> None:
+    """The VOI window (center, width) and the modality LUT (slope, intercept), where given."""
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    if rescale is not None:
+        ds.RescaleSlope, ds.RescaleIntercept = rescale
+        ds.RescaleType = "US"  # unspecified units
+
+
+def _stored_pixels(pixels: np.ndarray, photometric: str, frames: int) -> tuple[np.ndarray, bool]:
+    """``pixels`` checked and as the file stores them (YBR, frames stacked); colour or not."""
     if photometric not in _PHOTOMETRICS:
         raise ValueError(f"photometric must be one of {_PHOTOMETRICS}, not {photometric!r}")
     if pixels.dtype not in (np.uint8, np.uint16, np.int8, np.int16):
@@ -129,17 +163,19 @@ def dicom_bytes(
         pixels = convert_color_space(pixels, "RGB", "YBR_FULL")
     if frames > 1:
         pixels = np.stack([pixels] * frames)
-    syntax = ImplicitVRLittleEndian if implicit_vr or not preamble else ExplicitVRLittleEndian
-    ds = _base_dataset(DigitalXRayImageStorageForPresentation, syntax)
-    ds.Modality = "DX"
-    ds.set_pixel_data(pixels, photometric, bits_stored or pixels.dtype.itemsize * 8)
-    if syntax != ds.file_meta.TransferSyntaxUID:  # set_pixel_data's default
-        ds.file_meta.TransferSyntaxUID = syntax
-    if window is not None:
-        ds.WindowCenter, ds.WindowWidth = window
-    if rescale is not None:
-        ds.RescaleSlope, ds.RescaleIntercept = rescale
-        ds.RescaleType = "US"  # unspecified units
+    return pixels, colour
+
+
+def _encode(
+    ds: Dataset,
+    pixels: np.ndarray,
+    colour: bool,
+    *,
+    compress_rle: bool,
+    jpeg_quality: int | None,
+    fake_transfer_syntax: str | None,
+) -> None:
+    """Re-encode ``ds``'s native pixel data as asked (RLE, JPEG, a fake syntax) or leave it."""
     if compress_rle:
         ds.compress(RLELossless, generate_instance_uid=False)
     elif jpeg_quality is not None:
@@ -148,9 +184,6 @@ def dicom_bytes(
             ds.PhotometricInterpretation = "YBR_FULL_422"
     elif fake_transfer_syntax is not None:
         _encapsulate(ds, pixels.tobytes(), UID(fake_transfer_syntax))
-    if rows_columns is not None:
-        ds.Rows, ds.Columns = rows_columns
-    return _write(ds, preamble=preamble)
 
 
 def _jpeg(pixels: np.ndarray, quality: int) -> bytes:

@@ -79,18 +79,8 @@ def start_worker(project: Path, index: int, cluster: dict[str, list[str]], log: 
     return start_logged(command, log, cwd=project, env=env)
 
 
-def test_two_workers_train_one_model_saved_and_tracked_by_the_chief(
-    kedro_project: Path, run_kedro: RunKedro, demo_dataset: DemoDatasetFacts, tmp_path: Path
-) -> None:
-    run_kedro(
-        pipeline_names=["data_processing"], runtime_params={"raw_root": str(demo_dataset.root)}
-    )
-    data = kedro_project / "data"
-    before = files_under(data)
-    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    experiment = client.get_experiment_by_name("chest-xray")
-    runs_before = {r.info.run_id for r in client.search_runs([experiment.experiment_id])}
-
+def _run_two_workers(project: Path, tmp_path: Path) -> tuple[str, str]:
+    """Both workers' training to their end on two free local ports; their logs, chief first."""
     ports = [free_port()]
     while len(ports) < 2:
         port = free_port()
@@ -98,7 +88,7 @@ def test_two_workers_train_one_model_saved_and_tracked_by_the_chief(
             ports.append(port)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     logs = [tmp_path / f"worker-{index}.log" for index in (0, 1)]
-    workers = [start_worker(kedro_project, index, cluster, logs[index]) for index in (0, 1)]
+    workers = [start_worker(project, index, cluster, logs[index]) for index in (0, 1)]
     deadline = time.monotonic() + WORKERS_TIMEOUT_S
     try:
         for worker in workers:
@@ -116,6 +106,22 @@ def test_two_workers_train_one_model_saved_and_tracked_by_the_chief(
             f"worker {index} exited {worker.returncode}:\n{tail(logs[index])}"
         )
     chief_log, other_log = (log.read_text() for log in logs)
+    return chief_log, other_log
+
+
+def test_two_workers_train_one_model_saved_and_tracked_by_the_chief(
+    kedro_project: Path, run_kedro: RunKedro, demo_dataset: DemoDatasetFacts, tmp_path: Path
+) -> None:
+    run_kedro(
+        pipeline_names=["data_processing"], runtime_params={"raw_root": str(demo_dataset.root)}
+    )
+    data = kedro_project / "data"
+    before = files_under(data)
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("chest-xray")
+    runs_before = {r.info.run_id for r in client.search_runs([experiment.experiment_id])}
+
+    chief_log, other_log = _run_two_workers(kedro_project, tmp_path)
     assert "this process is worker:0, one of 2 workers, the chief" in chief_log
     assert "this process is worker:1, one of 2 workers, not the chief (worker:0 is)" in other_log
     assert "keeps its outputs in memory, unsaved" in other_log

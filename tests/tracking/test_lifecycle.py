@@ -83,19 +83,8 @@ def test_a_run_failing_after_many_nodes_is_closed_once(
     assert mlflow.active_run() is None
 
 
-@slow
-def test_sigterm_fails_the_run_and_a_killed_run_is_closed_at_next_start(
-    tracked: Tracked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    project = new_project(tmp_path, data_from=tracked.project)
-    monkeypatch.chdir(project)
-    uri = sqlite_uri(project)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    client = MlflowClient(uri)
-    env = {**os.environ, "COLUMNS": "200", "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-    # 1. SIGTERM during training: a real `kedro run`, stopped after its first epoch.
-    log = tmp_path / "kedro.log"
+def _sigterm_after_first_epoch(project: Path, env: dict[str, str], log: Path) -> int:
+    """``kedro run --pipelines=training`` sent SIGTERM once a checkpoint exists; its pid."""
     checkpoints = project / "data/06_models/checkpoints"
     kedro = Path(sys.executable).with_name("kedro")
     command = [str(kedro), "run", "--env=demo", "--pipelines=training"]
@@ -116,15 +105,11 @@ def test_sigterm_fails_the_run_and_a_killed_run_is_closed_at_next_start(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=30)
-    run = newest_run(client)
-    assert run.info.status == "FAILED", log.read_text()[-3000:]
-    # (Keras adds context to an exception raised inside a layer call: the type stays.)
-    assert run.data.tags["error"].startswith("TerminatedBySignalError: ")
-    assert "Received SIGTERM" in run.data.tags["error"]
-    assert run.data.tags["pid"] == str(proc.pid)
-    assert "error/traceback.txt" in artifact_paths(client, run.info.run_id)
+    return proc.pid
 
-    # 2. SIGKILL leaves no chance to close a run: it stays RUNNING...
+
+def _a_run_killed_by_sigkill(env: dict[str, str]) -> str:
+    """The id of a run whose process was SIGKILLed right after starting it (left RUNNING)."""
     script = (
         "import os, signal, mlflow\n"
         "from chest_xray.tracking.identity import process_tags\n"
@@ -142,7 +127,33 @@ def test_sigterm_fails_the_run_and_a_killed_run_is_closed_at_next_start(
         timeout=120,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    killed_id = killed.stdout.strip().splitlines()[-1]
+    return killed.stdout.strip().splitlines()[-1]
+
+
+@slow
+def test_sigterm_fails_the_run_and_a_killed_run_is_closed_at_next_start(
+    tracked: Tracked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = new_project(tmp_path, data_from=tracked.project)
+    monkeypatch.chdir(project)
+    uri = sqlite_uri(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(uri)
+    env = {**os.environ, "COLUMNS": "200", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    # 1. SIGTERM during training: a real `kedro run`, stopped after its first epoch.
+    log = tmp_path / "kedro.log"
+    pid = _sigterm_after_first_epoch(project, env, log)
+    run = newest_run(client)
+    assert run.info.status == "FAILED", log.read_text()[-3000:]
+    # (Keras adds context to an exception raised inside a layer call: the type stays.)
+    assert run.data.tags["error"].startswith("TerminatedBySignalError: ")
+    assert "Received SIGTERM" in run.data.tags["error"]
+    assert run.data.tags["pid"] == str(pid)
+    assert "error/traceback.txt" in artifact_paths(client, run.info.run_id)
+
+    # 2. SIGKILL leaves no chance to close a run: it stays RUNNING...
+    killed_id = _a_run_killed_by_sigkill(env)
     assert client.get_run(killed_id).info.status == "RUNNING"
     experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     elsewhere = client.create_run(experiment_id, tags={"host": "another-host", "pid": "1"})

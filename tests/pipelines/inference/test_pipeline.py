@@ -1,96 +1,25 @@
-"""Real runs: train on demo data, then use the model on new files, through Kedro, the CLI and
-a real ``mlflow models serve``: the same preprocessing, probabilities and threshold everywhere."""
+"""Real runs: train on demo data, then use the model on new files, through Kedro and the CLI
+(the served model: test_serving.py): the same preprocessing, probabilities and threshold
+everywhere."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.framework.session import KedroSession
-from PIL import Image
 
 from chest_xray.evaluation.calibration import apply_temperature
 from chest_xray.inference import cli
 from chest_xray.inference.settings import calibrated_threshold
-from chest_xray.tools.demo_data import write_demo_dataset
-from tests.conftest import entered_project, nest
-from tests.inference.new_images import NewImages, write_new_images
+from tests.inference.new_images import NewImages
+from tests.pipelines.inference.trained_project import Project, not_x_rays, png_bytes
 
 pytestmark = pytest.mark.slow
-
-TEST_IMAGES = Path("Coronahack-Chest-XRay-Dataset", "Coronahack-Chest-XRay-Dataset", "test")
-
-
-class Project:
-    """A throw-away project (as tests/conftest.py's kedro_project) shared by this module."""
-
-    def __init__(self, root: Path, raw: Path) -> None:
-        self.root, self.raw = root, raw
-
-    def run(self, pipeline: str | None = None, **params: object) -> None:
-        runtime = nest({"raw_root": str(self.raw), "preprocessing.workers": 1, **params})
-        with KedroSession.create(project_path=self.root, env="demo", runtime_params=runtime) as s:
-            s.run(pipeline_names=[pipeline] if pipeline else None)
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    def mlflow(self):  # type: ignore[no-untyped-def]
-        import mlflow
-
-        mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-        return mlflow.MlflowClient()
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    """Trained and evaluated once: the default pipeline on 240 demo images, 4 epochs."""
-    root = tmp_path_factory.mktemp("project")
-    raw = write_demo_dataset(tmp_path_factory.mktemp("raw") / "coronahack", n_train=240, seed=1)
-    with entered_project(root):
-        built = Project(root, raw.root)
-        built.run(**{"training.epochs": 4})
-        yield built
-
-
-@pytest.fixture(scope="module")
-def new_images(project: Project) -> NewImages:
-    """data/01_raw/new_images: the demo test split's files as they are, plus every format."""
-    root = project.data / "01_raw" / "new_images"
-    shutil.copytree(project.raw / TEST_IMAGES, root / "test_split")
-    pictures = []
-    for path in sorted((root / "test_split").iterdir())[:3]:
-        with Image.open(path) as image:
-            pictures.append(np.asarray(image.convert("L")))
-    made = write_new_images(root / "formats", pictures)
-    readable = {f"formats/{name}" for name in made.readable} | {
-        f"test_split/{path.name}" for path in (root / "test_split").iterdir()
-    }
-    skipped = {f"formats/{name}": category for name, category in made.skipped.items()}
-    png, dicom = made.same_picture
-    return NewImages(root, frozenset(readable), skipped, (f"formats/{png}", f"formats/{dicom}"))
-
-
-@pytest.fixture(scope="module")
-def predicted(project: Project, new_images: NewImages) -> pd.DataFrame:
-    project.run("inference")
-    return pd.read_csv(project.data / "07_model_output" / "inference_predictions.csv")
 
 
 def test_every_readable_file_is_predicted_and_every_other_listed(
@@ -166,18 +95,6 @@ def test_a_registered_model_uri_predicts_the_same(
     assert len(overlays) == 2  # the most confident each way, the old ones gone
 
 
-def _not_x_rays() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    noise = rng.integers(0, 256, (256, 256)).astype(np.uint8)
-    return {"blank.png": np.zeros((256, 256), np.uint8), "noise.png": noise}
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def test_the_packaged_guard_flags_what_is_no_x_ray(
     project: Project, predicted: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -189,8 +106,8 @@ def test_the_packaged_guard_flags_what_is_no_x_ray(
     assert films["ood_flag"].astype(bool).mean() <= 0.1
     folder = tmp_path / "not_x_rays"
     folder.mkdir()
-    for name, pixels in _not_x_rays().items():
-        (folder / name).write_bytes(_png(pixels))
+    for name, pixels in not_x_rays().items():
+        (folder / name).write_bytes(png_bytes(pixels))
     outputs = project.data / "07_model_output" / "inference_predictions.csv"
     project.run("inference", inference_root=str(folder), **{"inference.gradcam": "none"})
     table = pd.read_csv(outputs, keep_default_na=False)
@@ -256,148 +173,6 @@ def test_the_console_script_runs_without_kedro(project: Project, new_images: New
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("file,probability,label,ood_score,ood_flag,ood_reason,threshold")
     assert "Kedro" not in done.stderr and "kedro" not in done.stderr
-
-
-# ------------------------------------------------------------------ the served model
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``mlflow models serve`` of the champion on 127.0.0.1, paths allowed under one root."""
-    port, root = free_port(), tmp_path_factory.mktemp("served")
-    env = os.environ | {
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # uvicorn
-        "CHEST_XRAY_SERVE_ROOT": str(root),
-        "CHEST_XRAY_MAX_IMAGE_BYTES": "2000000",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-    }
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "models",
-        "serve",
-        "-m",
-        "models:/chest-xray@champion",
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    log = open(tmp_path_factory.mktemp("log") / "serve.log", "w+")  # noqa: SIM115
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2)
-                break
-            except OSError:
-                if process.poll() is not None:
-                    break
-                time.sleep(1)
-        else:
-            pytest.fail("the server did not answer /ping in 3 minutes")
-        if process.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"mlflow models serve exited: {log.read()[-3000:]}")
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
-
-
-def post(url: str, body: bytes) -> tuple[int, dict]:  # type: ignore[type-arg]
-    request = urllib.request.Request(
-        f"{url}/invocations", data=body, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
-
-
-def images_request(column: str, *values: str) -> bytes:
-    return json.dumps(
-        {"dataframe_split": {"columns": [column], "data": [[v] for v in values]}}
-    ).encode()
-
-
-def test_the_served_champion_answers_as_the_pipeline(
-    server: str, new_images: NewImages, predicted: pd.DataFrame
-) -> None:
-    names = sorted(new_images.readable)[:3]
-    encoded = [base64.b64encode((new_images.root / n).read_bytes()).decode() for n in names]
-    status, answer = post(server, images_request("image", *encoded))
-    assert status == 200, answer
-    prob = dict(zip(predicted["file"], predicted["probability"], strict=True))
-    got = [row["probability"] for row in answer["predictions"]]
-    np.testing.assert_allclose(got, [prob[n] for n in names], atol=1e-5)
-    assert {row["label"] for row in answer["predictions"]} <= {"NORMAL", "PNEUMONIA", ""}
-
-
-def test_the_served_champion_flags_a_blank_and_a_noise_image(server: str) -> None:
-    encoded = [base64.b64encode(_png(pixels)).decode() for pixels in _not_x_rays().values()]
-    status, answer = post(server, images_request("image", *encoded))
-    assert status == 200, answer
-    rows = answer["predictions"]
-    assert [row["ood_flag"] for row in rows] == [True, True]
-    assert [row["label"] for row in rows] == ["", ""]
-    assert all(row["ood_reason"].startswith("out of distribution") for row in rows)
-
-
-def test_the_server_refuses_abuse_and_keeps_serving(
-    server: str, new_images: NewImages, tmp_path: Path
-) -> None:
-    root = Path(os.environ.get("TMPDIR", "/tmp"))
-    bomb = io.BytesIO()
-    Image.new("L", (1, 1)).save(bomb, format="PNG")
-    bomb_bytes = _claiming(bomb.getvalue(), 20_000, 20_000)
-    cases = {
-        "malformed JSON": b'{"dataframe_split": ',
-        "no rows": images_request("image"),
-        "no image column": images_request("pixels", "x"),
-        "not base64": images_request("image", "%%%"),
-        "undecodable": images_request("image", base64.b64encode(b"hello").decode()),
-        "oversized": images_request("image", base64.b64encode(os.urandom(2_100_000)).decode()),
-        "decompression bomb": images_request("image", base64.b64encode(bomb_bytes).decode()),
-        "path escape": images_request("path", "../../../etc/passwd"),
-        "absolute path outside": images_request("path", str(root)),
-    }
-    for case, body in cases.items():
-        status, answer = post(server, body)
-        assert 400 <= status < 500, (case, status, answer)
-        assert answer.get("message"), case
-    assert "too large" in post(server, cases["oversized"])[1]["message"]
-    assert "too large" in post(server, cases["decompression bomb"])[1]["message"]
-    assert "outside the served root" in post(server, cases["path escape"])[1]["message"]
-    # Still serving.
-    image = sorted(new_images.root.rglob("*.jpeg"))[0]
-    ok = post(server, images_request("image", base64.b64encode(image.read_bytes()).decode()))
-    assert ok[0] == 200
-
-
-def _claiming(png: bytes, width: int, height: int) -> bytes:
-    """``png`` with an IHDR that claims ``width`` x ``height`` pixels (nothing decodes it)."""
-    import struct
-    import zlib
-
-    header = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = struct.pack(">I", 13) + header + struct.pack(">I", zlib.crc32(header))
-    return png[:8] + chunk + png[8 + len(chunk) :]
-
-
-def test_served_paths_stay_inside_the_root(server: str, tmp_path: Path) -> None:
-    status, answer = post(server, images_request("path", "missing.png"))
-    assert status == 400 and "no such file" in answer["message"]
 
 
 # ------------------------------------------------------------------ the registry, live curves
