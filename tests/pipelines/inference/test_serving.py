@@ -7,11 +7,7 @@ import base64
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,14 +20,17 @@ from PIL import Image
 
 from tests.inference.new_images import NewImages
 from tests.pipelines.inference.trained_project import Project, not_x_rays, png_bytes
+from tests.processes import free_port, start_logged, stop, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _answers_ping(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="module")
@@ -44,41 +43,17 @@ def server(project: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "CHEST_XRAY_MAX_IMAGE_BYTES": "2000000",
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
-    command = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "models",
-        "serve",
-        "-m",
-        "models:/chest-xray@champion",
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
-    log = open(tmp_path_factory.mktemp("log") / "serve.log", "w+")  # noqa: SIM115
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+    command = [str(Path(sys.executable).with_name("mlflow")), "models", "serve"]
+    command += ["-m", "models:/chest-xray@champion", "--env-manager", "local"]
+    command += ["-h", "127.0.0.1", "-p", str(port)]
+    log = tmp_path_factory.mktemp("log") / "serve.log"
+    process = start_logged(command, log, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(180):
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=2)
-                break
-            except OSError:
-                if process.poll() is not None:
-                    break
-                time.sleep(1)
-        else:
-            pytest.fail("the server did not answer /ping in 3 minutes")
-        if process.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"mlflow models serve exited: {log.read()[-3000:]}")
+        wait_until(lambda: _answers_ping(url), process, "mlflow models serve", log)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
+        stop(process)
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:  # type: ignore[type-arg]
