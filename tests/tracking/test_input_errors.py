@@ -18,6 +18,7 @@ from chest_xray.params import TrainingParams, check_runtime_params
 from chest_xray.pipelines.evaluation.nodes import PREDICTION_COLUMNS, evaluate
 from chest_xray.summary import failure
 from chest_xray.summary.failure import PACKAGE_DIR, TRACEBACK_VARIABLE, is_input_error
+from chest_xray.tracking.lifecycle import RESUME_ADVICE, TerminatedBySignalError
 
 
 def _caught(function, *args, **kwargs) -> BaseException:
@@ -103,6 +104,28 @@ def test_the_hook_prints_input_errors_and_passes_bugs_on(
     monkeypatch.setenv(TRACEBACK_VARIABLE, "1")
     sys.excepthook(type(unknown), unknown, unknown.__traceback__)
     assert seen == [bug, unknown]
+
+
+def test_a_run_its_user_stopped_says_so_and_how_to_resume(monkeypatch) -> None:
+    seen: list[BaseException] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, error, trace: seen.append(error))
+    out = io.StringIO()
+    failure.install(out)
+    # As Keras re-raises it from a layer call (a new instance, the same type), then wrapped
+    terminated = TerminatedBySignalError("Received SIGTERM: the run was stopped (in a layer)")
+    wrapped = RuntimeError("node failed")
+    wrapped.__cause__ = terminated
+    assert failure.stopped_by(wrapped) == "SIGTERM"
+    assert failure.stopped_by(KeyboardInterrupt()) == "Ctrl-C"
+    assert failure.stopped_by(ValueError("x")) is None
+    sys.excepthook(type(terminated), terminated, None)
+    assert seen == []
+    said = out.getvalue()
+    assert "The run was stopped by SIGTERM before its pipeline ended" in said
+    assert RESUME_ADVICE in said
+    monkeypatch.setenv(TRACEBACK_VARIABLE, "1")  # the traceback stays one variable away
+    sys.excepthook(type(terminated), terminated, None)
+    assert seen == [terminated]
 
 
 @pytest.mark.parametrize(

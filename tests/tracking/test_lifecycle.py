@@ -151,6 +151,9 @@ def test_sigterm_fails_the_run_and_a_killed_run_is_closed_at_next_start(
     assert "Received SIGTERM" in run.data.tags["error"]
     assert run.data.tags["pid"] == str(pid)
     assert "error/traceback.txt" in artifact_paths(client, run.info.run_id)
+    said = log.read_text()  # the user reads that the run was stopped, not a traceback
+    assert "The run was stopped by SIGTERM before its pipeline ended" in said, said[-3000:]
+    assert "Traceback" not in said and "╭" not in said
 
     # 2. SIGKILL leaves no chance to close a run: it stays RUNNING...
     killed_id = _a_run_killed_by_sigkill(env)
@@ -323,7 +326,7 @@ def test_exit_and_sigterm_handlers_exist_only_while_a_run_is_active(
 
 
 def test_an_interrupted_run_is_closed_as_killed(
-    tracking_store: str, monkeypatch: pytest.MonkeyPatch
+    tracking_store: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """KeyboardInterrupt skips Kedro's pipeline hooks, and MLflow's atexit would end the
     run FINISHED: the hooks' own atexit (and the next session) end it KILLED."""
@@ -342,3 +345,6 @@ def test_an_interrupted_run_is_closed_as_killed(
     assert closed.info.status == "KILLED"
     assert closed.data.tags["end_reason"] == "interrupted before the pipeline ended"
     assert closed.data.tags["pid"] == str(os.getpid())
+    # Said, with how to resume: Click prints only "Aborted!" for a Ctrl-C'd kedro run.
+    assert f"MLflow run {run.info.run_id} is marked KILLED" in caplog.text
+    assert lifecycle.RESUME_ADVICE in caplog.text

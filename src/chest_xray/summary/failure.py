@@ -8,14 +8,17 @@ without test images, a missing file; or a parameter that fails its validation, w
 Kedro reports for the typed parameters of the nodes), a dataset whose file is not
 there (a wrong ``raw_root``), or a file in conf/ that Kedro's configuration loader
 cannot read (a YAML syntax error, with its file and line), the
-frames add nothing a user can act on. Anything else is a bug and keeps its traceback,
-as does every error with ``CHEST_XRAY_TRACEBACK=1``. The exit status stays 1.
+frames add nothing a user can act on. A run its user stopped (SIGTERM, which the
+tracking hooks turn into ``TerminatedBySignalError``; Ctrl-C) is no bug either: it says so
+and how to go on. Anything else is a bug and keeps its traceback, as does every error with
+``CHEST_XRAY_TRACEBACK=1``. The exit status stays 1.
 """
 
 from __future__ import annotations
 
 import linecache
 import os
+import signal
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +28,8 @@ import kedro.config
 from kedro.io import DatasetError
 from kedro.validation import ParameterValidationError
 from pydantic import ValidationError
+
+from chest_xray.tracking.lifecycle import RESUME_ADVICE, TerminatedBySignalError
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # Kedro's configuration loader: what it raises is about the files in conf/ (a YAML syntax
@@ -67,6 +72,19 @@ def is_input_error(error: BaseException) -> bool:
     return False
 
 
+def stopped_by(error: BaseException) -> str | None:
+    """What stopped the run when its user did ("SIGTERM", "Ctrl-C"); None otherwise.
+
+    Keras re-raises an exception from inside a layer call as a new one of the same type,
+    so the type, not the instance, is what survives."""
+    for candidate in _chain(error):
+        if isinstance(candidate, TerminatedBySignalError):
+            return signal.Signals(candidate.signum).name
+        if isinstance(candidate, KeyboardInterrupt):
+            return "Ctrl-C"
+    return None
+
+
 def message(error: BaseException) -> str:
     """What the user reads: the error's own words; for a missing file, the dataset and
     the path (Kedro's message also prints the dataset's every argument)."""
@@ -100,14 +118,17 @@ def install(err: TextIO | None = None) -> None:
         return
 
     def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
-        if os.environ.get(TRACEBACK_VARIABLE) or not is_input_error(error):
+        stopper = stopped_by(error)
+        if os.environ.get(TRACEBACK_VARIABLE) or not (stopper or is_input_error(error)):
             previous(kind, error, trace)
             return
-        out = err or sys.stderr
-        out.write(
-            f"\nThe run stopped: {message(error)}\n"
-            f"({kind.__name__}; {TRACEBACK_VARIABLE}=1 shows the traceback)\n"
+        said = (
+            f"The run was stopped by {stopper} before its pipeline ended. {RESUME_ADVICE}"
+            if stopper
+            else f"The run stopped: {message(error)}"
         )
+        out = err or sys.stderr
+        out.write(f"\n{said}\n({kind.__name__}; {TRACEBACK_VARIABLE}=1 shows the traceback)\n")
 
     setattr(hook, _MARK, True)
     sys.excepthook = hook

@@ -15,7 +15,8 @@ pluggy calls kedro-mlflow's first: the run already exists in our
 - SIGTERM as an exception (``TerminatedBySignalError``), so Kedro's error hooks
   run and the run ends FAILED with its error and traceback; raised again every second
   until they run, in case some code dropped it;
-- KILLED for a run interrupted before the pipeline ended (Ctrl-C, ``sys.exit``);
+- KILLED for a run interrupted before the pipeline ended (Ctrl-C, ``sys.exit``), said in
+  a warning with how to resume (Click prints only "Aborted!");
 - FAILED, with the reason in ``end_reason``, for a run whose pipeline finished but
   some of whose logging failed (``best_effort``): it must not look complete;
 - the run ended in-process, so a notebook or test session starts clean.
@@ -56,6 +57,13 @@ from chest_xray.tracking.stale_runs import close_stale_runs
 from chest_xray.tracking.uri_credentials import redact
 
 logger = logging.getLogger(__name__)
+
+# What a stopped run can do next: BackupAndRestore kept its last finished epoch, and the
+# checkpoint is resumed only by a run with the same data, parameters and code.
+RESUME_ADVICE = (
+    "If training had begun, the same command resumes it from its last finished epoch "
+    "(training.checkpoint_dir)."
+)
 
 
 class TerminatedBySignalError(Exception):
@@ -271,6 +279,12 @@ class RunLifecycleHooks:
         run_id, self._run_id = self._run_id, None
         if run_id is None:
             return
+        # Said here: Click's "Aborted!" is all a Ctrl-C'd ``kedro run`` prints otherwise.
+        logger.warning(
+            "The run was interrupted before its pipeline ended: MLflow run %s is marked KILLED. %s",
+            run_id,
+            RESUME_ADVICE,
+        )
         with best_effort("closing an interrupted run"):
             client = MlflowClient()
             client.set_tag(run_id, TAG_END_REASON, "interrupted before the pipeline ended")
