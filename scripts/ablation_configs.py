@@ -142,6 +142,11 @@ CONFIGS |= {
 CONFIGS |= {
     "std_aw_e60_mixup": STD_AW | {"training.epochs": 60, "training.augmentation.mixing": "mixup"},
 }
+# The seventh round: conf/base itself (300 px, 60 epochs) on the dev split, the resolution
+# the screening had not reached. This copy's TRAIN images are 224 px, so at 300 px every
+# training image is upsampled while the official TEST's originals are downsampled: the
+# run's package also goes to scripts/resample_shift.py.
+CONFIGS |= {"std_aw_300_e60": STD_AW | {"training.epochs": 60, "preprocessing.image_size": 300}}
 
 
 # The cross-validation screening's scale (--cross-validation): about 9 minutes a config on
