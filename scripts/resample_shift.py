@@ -16,7 +16,9 @@ For one package this script
    leaves a floor under every filter);
 2. scores the 160 pictures three ways through the package's own preprocessing (as
    ``chest-xray predict`` does): the 224 copy (what training saw), the original (what
-   TEST gives), and the original through the identified 224 path first;
+   TEST gives), and the original with ``preprocessing.via_size: 224`` (the copies' path
+   first, ``imaging.via_copy``: bilinear and JPEG quality 75, the filter step 1 finds and
+   the quality the copies' quantisation tables are);
 3. reports, between the copy and each other way, the mean and largest change of the
    probability, the share of labels that flip at the packaged threshold, the labels'
    accuracy and the share the out-of-distribution guard flags.
@@ -29,7 +31,7 @@ measurement.
 from __future__ import annotations
 
 import argparse
-import io
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -85,11 +87,10 @@ def filter_distances(table: pd.DataFrame) -> dict[str, float]:
     return {name: total / len(table) for name, total in sums.items()}
 
 
-def via_copy_path(original: Path, resample: Image.Resampling, quality: int) -> bytes:
-    """The original as the copies were made: resized to 224 x 224, saved as JPEG."""
-    out = io.BytesIO()
-    grey(original).resize(COPY_SIZE, resample).save(out, format="JPEG", quality=quality)
-    return out.getvalue()
+def via_copies(classifier: Classifier) -> Classifier:
+    """The same package with ``preprocessing.via_size`` set to the copies' size."""
+    settings = classifier.settings.model_copy(update={"via_size": COPY_SIZE})
+    return dataclasses.replace(classifier, settings=settings)
 
 
 def score(classifier: Classifier, payloads: list[tuple[bytes, str]]) -> dict[str, np.ndarray]:
@@ -121,7 +122,6 @@ def main() -> int:
     parser.add_argument("package", help="a packaged model's folder or MLflow URI")
     parser.add_argument("--fullres", type=Path, default=SHARED / "fullres-sample")
     parser.add_argument("--copies", type=Path, default=SHARED / "coronahack-dev")
-    parser.add_argument("--quality", type=int, default=75, help="JPEG quality of the 224 path")
     parser.add_argument("--out", type=Path, default=None, help="result JSON path")
     args = parser.parse_args()
     table = pairs(args.fullres, args.copies)
@@ -132,19 +132,19 @@ def main() -> int:
     nearest = min(distances, key=distances.__getitem__)
     classifier = load_classifier(args.package, trust=True)  # a package made on this machine
     y = table["y"].to_numpy()
-    ways = {
-        "copy": [(p.read_bytes(), p.name) for p in table["copy"]],
-        "original": [(p.read_bytes(), p.name) for p in table["original"]],
-        f"original via 224 ({nearest}, JPEG {args.quality})": [
-            (via_copy_path(p, FILTERS[nearest], args.quality), p.name) for p in table["original"]
-        ],
+    copies = [(p.read_bytes(), p.name) for p in table["copy"]]
+    originals = [(p.read_bytes(), p.name) for p in table["original"]]
+    scored = {
+        "copy": score(classifier, copies),
+        "original": score(classifier, originals),
+        "original, via_size 224": score(via_copies(classifier), originals),
     }
-    scored = {way: score(classifier, payloads) for way, payloads in ways.items()}
     result = {
         "package": args.package,
         "images": len(table),
         "pneumonia": int(y.sum()),
         "filter_distance_to_copy": {name: round(d, 2) for name, d in distances.items()},
+        "nearest_filter": nearest,
         "copy_accuracy": round(float((scored["copy"]["positive"] == y.astype(bool)).mean()), 4),
         "against_copy": {way: compare(scored["copy"], s, y) for way, s in scored.items()},
     }

@@ -164,3 +164,14 @@ def test_tta_and_contrast_travel_with_the_model(classifier: Classifier) -> None:
     flipping = Classifier(classifier.model, tiny_settings(tta="flip"), "x")
     expected = (classifier.probabilities(images) + classifier.probabilities(images[:, :, ::-1])) / 2
     np.testing.assert_allclose(flipping.probabilities(images), expected, atol=1e-6)
+
+
+def test_via_size_travels_with_the_model_and_older_packages_read_without_it() -> None:
+    report = {"test": {"at_validation_threshold": None}, "validation": {"auc": 0.9}}
+    preprocessing = PreprocessingParams(image_size=(40, 48), via_size=224)
+    settings = settings_from_evaluation(report, preprocessing, EvaluationParams())
+    assert settings.via_size == (224, 224)
+    assert settings.output_settings.via_size == (224, 224)  # inference takes the same path
+    assert InferenceSettings.from_config(settings.to_config(), "x") == settings
+    older = {k: v for k, v in settings.to_config().items() if k != "via_size"}
+    assert InferenceSettings.from_config(older, "x").output_settings.via_size is None

@@ -122,3 +122,31 @@ def test_border_crop_cuts_the_edges_before_the_resize() -> None:
     assert PreprocessingParams(border_crop=0.08).output_settings.border_crop == 0.08
     with pytest.raises(ValueError):
         PreprocessingParams(border_crop=0.3)
+
+
+def _jpeg(image: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def test_via_size_takes_an_original_by_the_copies_path_and_leaves_a_copy_alone() -> None:
+    rng = np.random.default_rng(3)
+    texture = Image.fromarray(rng.integers(0, 256, (450, 600), dtype=np.uint8))
+    original = _jpeg(texture.resize((600, 450), Image.Resampling.BOX), 95)
+    with Image.open(io.BytesIO(original)) as decoded:  # made as the shared copy's were
+        copy = _jpeg(decoded.convert("L").resize((224, 224), Image.Resampling.BILINEAR), 75)
+    for target in ((150, 150), (40, 48)):  # at 40 x 48 a copy is decoded in draft
+        via = OutputSettings(target, via_size=(224, 224))
+        plain = OutputSettings(target)
+        from_copy, _, _ = prepare(copy, "copy.jpeg", plain)
+        through, _, size = prepare(original, "original.jpeg", via)
+        direct, _, _ = prepare(original, "original.jpeg", plain)
+        assert size == (600, 450)  # the original's own size is still the one reported
+        np.testing.assert_array_equal(np.asarray(through), np.asarray(from_copy))
+        assert not np.array_equal(np.asarray(direct), np.asarray(from_copy))  # another path
+        copy_via, _, _ = prepare(copy, "copy.jpeg", via)  # a copy is not made again
+        np.testing.assert_array_equal(np.asarray(copy_via), np.asarray(from_copy))
+    assert via.key.endswith(" via224x224") and "via" not in plain.key
+    assert PreprocessingParams(via_size=224).output_settings.via_size == (224, 224)
+    assert PreprocessingParams().output_settings.via_size is None

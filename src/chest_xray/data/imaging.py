@@ -50,6 +50,7 @@ class OutputSettings:
     png_compress_level: int = 1
     contrast: Contrast = "none"
     border_crop: float = 0.0  # share of the height and width cut from each side first
+    via_size: tuple[int, int] | None = None  # (height, width): the copies' path first (via_copy)
 
     @property
     def key(self) -> str:
@@ -60,9 +61,10 @@ class OutputSettings:
         # still match (their images had none).
         contrast = "" if self.contrast == "none" else f" {self.contrast}"
         crop = f" crop{self.border_crop:g}" if self.border_crop else ""
+        via = "" if self.via_size is None else " via{}x{}".format(*self.via_size)
         return (
             f"v{OUTPUT_VERSION} {height}x{width} {self.resize_mode} {draft} "
-            f"zlib{self.png_compress_level}{contrast}{crop}"
+            f"zlib{self.png_compress_level}{contrast}{crop}{via}"
         )
 
 
@@ -132,6 +134,36 @@ def resize(image: Image.Image, size: tuple[int, int], mode: ResizeMode) -> Image
     if mode == "stretch":
         return image.resize((width, height), Image.Resampling.LANCZOS)
     return ImageOps.pad(image, (width, height), Image.Resampling.LANCZOS, color=0)
+
+
+# How the shared copy's 224 px TRAIN images were made from the originals, as measured
+# (scripts/resample_shift.py: the nearest of Pillow's filters to the copies; the quality
+# that their JPEG quantisation tables are).
+VIA_RESAMPLE = Image.Resampling.BILINEAR
+VIA_JPEG_QUALITY = 75
+
+
+def via_copy(
+    image: Image.Image, size: tuple[int, int], draft: tuple[int, int] | None = None
+) -> Image.Image:
+    """``image`` as the shared copy's TRAIN images were made from their originals:
+    squashed to ``size`` = (height, width) by a bilinear resize and saved as a JPEG of
+    quality 75, then decoded as ``prepare`` decodes such a copy (``draft``: its JPEG
+    draft size); an image already of that size is left as it is (a copy itself).
+
+    A model trained on such copies and shown an original otherwise sees a picture that
+    reached its size by another path (docs/model_quality.md, "Copies and originals")."""
+    height, width = size
+    if image.size == (width, height):
+        return image
+    buffer = io.BytesIO()
+    image.resize((width, height), VIA_RESAMPLE).save(
+        buffer, format="JPEG", quality=VIA_JPEG_QUALITY
+    )
+    with Image.open(buffer) as copy:
+        if draft is not None:
+            copy.draft("L", draft)
+        return copy.convert("L")
 
 
 def decode(
@@ -224,6 +256,17 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
+def _has_size(data: bytes, size: tuple[int, int]) -> bool:
+    """Whether the header says the image is ``size`` = (height, width)."""
+    try:
+        with warnings.catch_warnings():  # a bomb is _opened's to refuse, by name
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as header:  # the header only: no pixel decoded
+                return header.size == (size[1], size[0])
+    except Exception:  # DICOM, or unreadable: _opened reads it, or names what is wrong
+        return False
+
+
 def prepare(
     data: bytes, name: str, settings: OutputSettings, *, max_pixels: int | None = None
 ) -> tuple[Image.Image, str, tuple[int, int]]:
@@ -238,14 +281,22 @@ def prepare(
     """
     # Decode at >= twice the target (a fraction of a grey level from a full decode,
     # docs/benchmarks.md#design-figures); square, since EXIF rotation may swap the axes.
+    # With ``via_size``, an original is decoded whole (the copies were resized from a full
+    # decode) and its copy as a copy is.
     side = 2 * max(settings.size)
     draft = (side, side) if settings.jpeg_draft else None
-    image, original_mode, original_size = _opened(data, name, draft, max_pixels)
+    via = settings.via_size
+    if via is not None and _has_size(data, via):
+        via = None  # a copy already: not made again
+    original_draft = draft if via is None else None
+    image, original_mode, original_size = _opened(data, name, original_draft, max_pixels)
     with decode_budget().admit(decode_cost(image.mode, image.width * image.height)):
         image = _loaded(image, name)
         try:
             grey = to_grey(image)
             del image  # the full-depth image is freed before the crop and resize
+            if via is not None:
+                grey = via_copy(grey, via, draft)
             grey = resize(
                 crop_border(grey, settings.border_crop), settings.size, settings.resize_mode
             )

@@ -55,6 +55,10 @@ class PreprocessingParams(StrictParams):
     # Share of the height and width cut from each side before the resize (0 = off):
     # takes laterality letters, hospital text and film edges out of the image.
     border_crop: float = Field(0.0, ge=0.0, lt=0.25)
+    # (height, width), or None: every image not already this size is first made as the
+    # shared copy's 224 px TRAIN images were from their originals (imaging.via_copy), so
+    # an original reaches the network by the path the training images took.
+    via_size: tuple[PositiveInt, PositiveInt] | None = None
     workers: int = Field(0, ge=0)  # threads: 0 = one per CPU core; 1 = in the calling thread
     # Reuse the PNG of an image whose source bytes and settings are unchanged
     # since the last run (per preprocessing_log) instead of decoding it again.
@@ -64,7 +68,7 @@ class PreprocessingParams(StrictParams):
     # turns it on (0.5 s for 5,279 PNGs); off here, the cheapest, as on an object store.
     verify_pngs: bool = False
 
-    @field_validator("image_size", mode="before")
+    @field_validator("image_size", "via_size", mode="before")
     @classmethod
     def _square_from_one_number(cls, value: object) -> object:
         return (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -79,6 +83,7 @@ class PreprocessingParams(StrictParams):
             self.png_compress_level,
             self.contrast,
             self.border_crop,
+            self.via_size,
         )
 
 

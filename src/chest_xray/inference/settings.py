@@ -52,6 +52,7 @@ class InferenceSettings(BaseModel):
     jpeg_draft: bool
     contrast: Literal["none", "equalize", "clahe"] = "none"  # preprocessing.contrast
     border_crop: float = Field(0.0, ge=0.0, lt=0.25)  # preprocessing.border_crop
+    via_size: tuple[PositiveInt, PositiveInt] | None = None  # preprocessing.via_size
     # Binary: P(classes[1]) >= threshold -> classes[1]. Multiclass: None (argmax).
     threshold: float | None = Field(None, gt=0.0, lt=1.0)
     threshold_source: str  # e.g. "youden on validation", "evaluation.threshold", "argmax"
@@ -94,6 +95,7 @@ class InferenceSettings(BaseModel):
             self.jpeg_draft,
             contrast=self.contrast,
             border_crop=self.border_crop,
+            via_size=self.via_size,
         )
 
     def to_config(self) -> dict[str, Any]:
@@ -144,6 +146,7 @@ def settings_from_evaluation(
         jpeg_draft=preprocessing.jpeg_draft,
         contrast=preprocessing.contrast,
         border_crop=preprocessing.border_crop,
+        via_size=preprocessing.via_size,
         threshold=threshold,
         threshold_source=source,
         prior_shift=shift_pair,
