@@ -42,10 +42,10 @@ from PIL import Image
 
 from chest_xray.inference.classifier import Classifier
 from chest_xray.inference.packaging import load_classifier
+from chest_xray.tools.demo_data import IMAGES_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
-IMAGES = Path("Coronahack-Chest-XRay-Dataset") / "Coronahack-Chest-XRay-Dataset"
 FILTERS = {
     "nearest": Image.Resampling.NEAREST,
     "box": Image.Resampling.BOX,
@@ -63,7 +63,7 @@ def pairs(fullres: Path, copies: Path) -> pd.DataFrame:
     labels = dict(zip(metadata["X_ray_image_name"], metadata["Label"].str.strip(), strict=True))
     rows = []
     for original in sorted(fullres.iterdir()):
-        found = [copies / IMAGES / split / original.name for split in ("train", "test")]
+        found = [copies / IMAGES_DIR / split / original.name for split in ("train", "test")]
         copy = next((path for path in found if path.exists()), None)
         if copy is not None and original.name in labels:
             label = int(labels[original.name] != "Normal")
@@ -145,7 +145,6 @@ def main() -> int:
         "pneumonia": int(y.sum()),
         "filter_distance_to_copy": {name: round(d, 2) for name, d in distances.items()},
         "nearest_filter": nearest,
-        "copy_accuracy": round(float((scored["copy"]["positive"] == y.astype(bool)).mean()), 4),
         "against_copy": {way: compare(scored["copy"], s, y) for way, s in scored.items()},
     }
     print(json.dumps(result, indent=2))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import sys
 from pathlib import Path
@@ -14,7 +13,9 @@ import pytest
 from PIL import Image
 
 from chest_xray.inference.packaging import ServableModel, save_servable_model
+from chest_xray.tools.demo_data import IMAGES_DIR
 from tests.inference.conftest import tiny_model, tiny_settings
+from tests.inference.new_images import encoded
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "resample_shift.py"
 
@@ -29,18 +30,16 @@ def script():
 
 
 def _jpeg(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=75)
-    return out.getvalue()
+    return encoded(np.asarray(image), "JPEG", quality=75)
 
 
 @pytest.fixture
-def folders(tmp_path: Path, script) -> tuple[Path, Path]:
+def folders(tmp_path: Path) -> tuple[Path, Path]:
     """Six textured 'originals' and their copies, made as the shared copy's were: squashed
     to 224 x 224 by a bilinear resize, JPEG quality 75; one original without a copy."""
     rng = np.random.default_rng(0)
     fullres, copies = tmp_path / "fullres", tmp_path / "copies"
-    train = copies / script.IMAGES / "train"
+    train = copies / IMAGES_DIR / "train"
     fullres.mkdir()
     train.mkdir(parents=True)
     rows = []

@@ -16,6 +16,7 @@ from chest_xray.datasets import KerasModelDataset
 from chest_xray.modeling.augmentation import RandomGamma, build_augmentation
 from chest_xray.modeling.model import build_model, without_augmentation
 from chest_xray.params import AugmentationParams, ModelParams, PreprocessingParams
+from tests.inference.new_images import encoded
 
 TINY = ModelParams(conv_filters=[4, 8], dense_units=8, dropout=0.0)
 
@@ -125,9 +126,7 @@ def test_border_crop_cuts_the_edges_before_the_resize() -> None:
 
 
 def _jpeg(image: Image.Image, quality: int) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=quality)
-    return out.getvalue()
+    return encoded(np.asarray(image), "JPEG", quality=quality)
 
 
 def test_via_size_takes_an_original_by_the_copies_path_and_leaves_a_copy_alone() -> None:

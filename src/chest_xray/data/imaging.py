@@ -149,13 +149,11 @@ def via_copy(
     """``image`` as the shared copy's TRAIN images were made from their originals:
     squashed to ``size`` = (height, width) by a bilinear resize and saved as a JPEG of
     quality 75, then decoded as ``prepare`` decodes such a copy (``draft``: its JPEG
-    draft size); an image already of that size is left as it is (a copy itself).
+    draft size). ``prepare`` leaves an image already of that size (a copy) alone.
 
     A model trained on such copies and shown an original otherwise sees a picture that
     reached its size by another path (docs/model_quality.md, "Copies and originals")."""
     height, width = size
-    if image.size == (width, height):
-        return image
     buffer = io.BytesIO()
     image.resize((width, height), VIA_RESAMPLE).save(
         buffer, format="JPEG", quality=VIA_JPEG_QUALITY
