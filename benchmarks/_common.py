@@ -178,6 +178,20 @@ def cpu_parallelism(processes: int = 2, n: int = 4_000_000) -> dict[str, float]:
     return {"processes": processes, "one_s": one, "all_s": many, "speedup": processes * one / many}
 
 
+def size_argument(text: str) -> tuple[int, int]:
+    """``150`` (square) or ``150x120`` (height x width)."""
+    parts = text.lower().split("x")
+    try:
+        numbers = [int(part) for part in parts]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use 150 or 150x120)") from error
+    if len(numbers) == 1:
+        numbers *= 2
+    if len(numbers) != 2 or min(numbers) < 1:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use 150 or 150x120)")
+    return numbers[0], numbers[1]
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeats", type=int, default=3, help="repetitions (median; >= 3)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import table
 from _server import free_port, invocation_body, running_server
 
 WARMUP_REQUESTS = 10
@@ -106,3 +107,46 @@ def serve_latency(
         "latencies_ms": latencies,
         "probabilities_by_file": prob,
     }
+
+
+def served(
+    package: Path, files: list[Path], requests: int, project_prob: np.ndarray
+) -> dict[str, Any]:
+    """``mlflow models serve``'s one-image latency, and the same pyfunc's in-process."""
+    print(f"serving the package, {requests} one-image requests...")
+    figures = serve_latency(package, files, requests, package.parent / "serve.log")
+    served_prob = figures.pop("probabilities_by_file")
+    figures["max_abs_diff_vs_project"] = float(
+        max(abs(p - project_prob[i]) for i, p in served_prob.items())
+    )
+    figures["in_process_pyfunc"] = pyfunc_in_process(package, files, requests)
+    return figures
+
+
+def report_served(served: dict[str, Any]) -> None:
+    """The two latency rows, and how far the served probabilities are from the project's."""
+    pyfunc = served["in_process_pyfunc"]
+    print()
+    print(
+        table(
+            [
+                (
+                    f"HTTP, mlflow models serve ({served['requests']} requests)",
+                    served["p50_ms"],
+                    served["p95_ms"],
+                    served["mean_ms"],
+                ),
+                (
+                    "the same model's pyfunc predict in-process (no HTTP)",
+                    pyfunc["p50_ms"],
+                    pyfunc["p95_ms"],
+                    pyfunc["mean_ms"],
+                ),
+            ],
+            ["one-image request", "p50 ms", "p95 ms", "mean ms"],
+        )
+    )
+    print(
+        f"server ready after {served['ready_s']:.1f} s; max |P(served) - P(project)| = "
+        f"{served['max_abs_diff_vs_project']:.2g}"
+    )

@@ -48,12 +48,13 @@ from _common import (
     cpu_parallelism,
     machine,
     median,
+    size_argument,
     table,
     timed,
     versions,
     write_result,
 )
-from _served_latency import pyfunc_in_process, serve_latency
+from _served_latency import report_served, served
 
 BATCH = 32
 JPEG_SUFFIXES = {".jpg", ".jpeg"}
@@ -69,20 +70,6 @@ def cpu_settings() -> dict[str, Any]:
 
     loader = OmegaConfigLoader(conf_source=str(REPO / "conf"), env="cpu", **CONFIG_LOADER_ARGS)
     return dict(loader["parameters"])
-
-
-def image_size(text: str) -> tuple[int, int]:
-    """``150`` (square) or ``150x120`` (height x width)."""
-    parts = text.lower().split("x")
-    try:
-        numbers = [int(part) for part in parts]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use 150 or 150x120)") from error
-    if len(numbers) == 1:
-        numbers *= 2
-    if len(numbers) != 2 or min(numbers) < 1:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use 150 or 150x120)")
-    return numbers[0], numbers[1]
 
 
 def jpeg_files(root: Path) -> list[Path]:
@@ -180,7 +167,7 @@ def split_per_image(
 # ------------------------------------------------------------------------------ main
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
     parser = base_parser(__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
@@ -191,7 +178,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--image-size",
-        type=image_size,
+        type=size_argument,
         default=None,
         help="model input, 150 or HxW (default: conf/cpu's preprocessing.image_size)",
     )
@@ -202,20 +189,17 @@ def main() -> None:
         help="timed requests to the served model (0: do not serve); default %(default)s",
     )
     parser.add_argument("--json", dest="out", type=Path, help="same as --out")
-    args = parser.parse_args()
-    check_repeats(args.repeats)
-    root = args.images.resolve()
-    files = jpeg_files(root) if root.is_dir() else []
-    if not files:
-        print(
-            f"skipped: no JPEG files under {root} (the full-resolution sample); "
-            "pass --images DIR to point at a folder of original JPEGs"
-        )
-        return
-    megabytes = sum(f.stat().st_size for f in files) / 1e6
+    return parser
 
-    parallel_before = cpu_parallelism()
-    params = cpu_settings()
+
+def package_untrained(size: tuple[int, int] | None, package: Path) -> tuple[Any, Any, Any]:
+    """An untrained CPU-environment model, packaged to ``package`` and loaded back.
+
+    Returns (the classifier as ``chest-xray predict`` loads it, its input size, its
+    ``ModelParams``).
+    """
+    import keras
+
     from chest_xray.inference.packaging import (
         ServableModel,
         load_classifier,
@@ -225,8 +209,9 @@ def main() -> None:
     from chest_xray.modeling.model import build_model
     from chest_xray.params import ModelParams, PreprocessingParams
 
+    params = cpu_settings()
     preprocessing = PreprocessingParams(**params["preprocessing"])
-    size = args.image_size or preprocessing.image_size
+    size = size or preprocessing.image_size
     model_params = ModelParams(**params["training"]["model"])
     settings = InferenceSettings(
         classes=tuple(params["evaluation"]["classes"]),
@@ -236,73 +221,94 @@ def main() -> None:
         threshold=0.5,
         threshold_source="benchmark (untrained model)",
     )
-
-    import keras
-
     keras.utils.set_random_seed(0)
+    model = build_model((*size, 1), model_params)
+    save_servable_model(ServableModel(model, settings), package)
+    return load_classifier(str(package)), size, model_params
+
+
+def time_paths(
+    files: list[Path], root: Path, classifier: Any, size: tuple[int, int], repeats: int
+) -> dict[str, Any]:
+    """Both paths over every file, alternating, after one warm-up each."""
+    net = classifier.model
+    project_prob = project_path(files, root, classifier)  # warm-up
+    naive = naive_path(files, size, net)  # warm-up
+    seconds: dict[str, list[float]] = {"project": [], "naive": []}
+    naive_split: list[dict[str, float]] = []
+    for rep in range(1, repeats + 1):
+        t, project_prob = timed(lambda: project_path(files, root, classifier))
+        seconds["project"].append(t)
+        t, naive = timed(lambda: naive_path(files, size, net))
+        seconds["naive"].append(t)
+        naive_split.append({"decode_s": naive["decode_s"], "predict_s": naive["predict_s"]})
+        print(f"rep {rep}: project {seconds['project'][-1]:.2f} s, naive {t:.2f} s")
+    return {
+        "seconds": seconds,
+        "naive_loop_split_s": naive_split,
+        "max_abs_prob_diff_project_vs_naive": float(np.abs(project_prob - naive["prob"]).max()),
+        "project_prob": project_prob,
+    }
+
+
+def measure(files: list[Path], root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Every figure of the result JSON but the machine's and the data's."""
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
         package = Path(tmp) / "package"
-        model = build_model((*size, 1), model_params)
-        save_servable_model(ServableModel(model, settings), package)
-        classifier = load_classifier(str(package))
+        classifier, size, model_params = package_untrained(args.image_size, package)
         net = classifier.model
+        megabytes = sum(f.stat().st_size for f in files) / 1e6
         print(
             f"{len(files)} JPEGs ({megabytes:.0f} MB) from {root}; model {size[0]}x{size[1]}, "
             f"{net.count_params():,} parameters ({model_params.head} head), package {package}"
         )
-
-        project_prob = project_path(files, root, classifier)  # warm-up
-        naive = naive_path(files, size, net)  # warm-up
-        seconds: dict[str, list[float]] = {"project": [], "naive": []}
-        naive_split: list[dict[str, float]] = []
-        for rep in range(1, args.repeats + 1):
-            t, project_prob = timed(lambda: project_path(files, root, classifier))
-            seconds["project"].append(t)
-            t, naive = timed(lambda: naive_path(files, size, net))
-            seconds["naive"].append(t)
-            naive_split.append({"decode_s": naive["decode_s"], "predict_s": naive["predict_s"]})
-            print(f"rep {rep}: project {seconds['project'][-1]:.2f} s, naive {t:.2f} s")
-        prob_diff = float(np.abs(project_prob - naive["prob"]).max())
-
+        paths = time_paths(files, root, classifier, size, args.repeats)
+        project_prob = paths.pop("project_prob")
         print("timing the steps one by one...")
         split = split_per_image(files, size, classifier, args.repeats)
-
-        served = None
-        if args.requests > 0:
-            print(f"serving the package, {args.requests} one-image requests...")
-            served = serve_latency(package, files, args.requests, Path(tmp) / "serve.log")
-            served_prob = served.pop("probabilities_by_file")
-            served["max_abs_diff_vs_project"] = float(
-                max(abs(p - project_prob[i]) for i, p in served_prob.items())
-            )
-            served["in_process_pyfunc"] = pyfunc_in_process(package, files, args.requests)
-
+        serving = served(package, files, args.requests, project_prob) if args.requests else None
     from chest_xray.data.partitions import resolve_workers
 
-    threads = resolve_workers(0)
-    n = len(files)
-    rate = {name: n / median(values) for name, values in seconds.items()}
-    ratio = rate["project"] / rate["naive"]
+    rate = {name: len(files) / median(values) for name, values in paths["seconds"].items()}
+    return {
+        "images": len(files),
+        "megabytes": megabytes,
+        "image_size": size,
+        "model": {**model_params.model_dump(), "parameters": net.count_params()},
+        "batch_size": BATCH,
+        "threads": resolve_workers(0),
+        "repeats": args.repeats,
+        **paths,
+        "images_per_s": rate,
+        "ratio_project_vs_naive": rate["project"] / rate["naive"],
+        "split": split,
+        "served": serving,
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    n, seconds, rate = result["images"], result["seconds"], result["images_per_s"]
+    ratio, split = result["ratio_project_vs_naive"], result["split"]
     print()
     print(
         table(
             [
                 ("naive loop (full decode, model.predict per image)", median(seconds["naive"]),
                  rate["naive"], 1.0),
-                (f"project predict_files (draft decode, {threads} threads, batch {BATCH})",
-                 median(seconds["project"]), rate["project"], ratio),
+                (f"project predict_files (draft decode, {result['threads']} threads, "
+                 f"batch {BATCH})", median(seconds["project"]), rate["project"], ratio),
             ],
             ["path", f"s for {n} images", "images/s", "x naive"],
         )
     )  # fmt: skip
+    rms = split["pixel_rms_project_vs_naive"]
     print(
         f"\nproject / naive = {ratio:.1f}x (goal >= 10x); max |P(project) - P(naive)| = "
-        f"{prob_diff:.2g}, pixel RMS project vs naive mean "
-        f"{split['pixel_rms_project_vs_naive']['mean']:.2f}, "
-        f"max {split['pixel_rms_project_vs_naive']['max']:.2f} grey levels"
+        f"{result['max_abs_prob_diff_project_vs_naive']:.2g}, pixel RMS project vs naive mean "
+        f"{rms['mean']:.2f}, max {rms['max']:.2f} grey levels"
     )
-    naive_decode = median([s["decode_s"] for s in naive_split])
-    naive_predict = median([s["predict_s"] for s in naive_split])
+    naive_decode = median([s["decode_s"] for s in result["naive_loop_split_s"]])
+    naive_predict = median([s["predict_s"] for s in result["naive_loop_split_s"]])
     print(
         f"inside the naive loop: decode + resize {1000 * naive_decode / n:.1f} ms/image, "
         f"model.predict {1000 * naive_predict / n:.1f} ms/image"
@@ -314,31 +320,24 @@ def main() -> None:
             ["step, serially on one thread", "ms per image (median)"],
         )
     )
-    if served is not None:
-        print()
+    if result["served"] is not None:
+        report_served(result["served"])
+
+
+def main() -> None:
+    args = arguments().parse_args()
+    check_repeats(args.repeats)
+    root = args.images.resolve()
+    files = jpeg_files(root) if root.is_dir() else []
+    if not files:
         print(
-            table(
-                [
-                    (
-                        f"HTTP, mlflow models serve ({served['requests']} requests)",
-                        served["p50_ms"],
-                        served["p95_ms"],
-                        served["mean_ms"],
-                    ),
-                    (
-                        "the same model's pyfunc predict in-process (no HTTP)",
-                        served["in_process_pyfunc"]["p50_ms"],
-                        served["in_process_pyfunc"]["p95_ms"],
-                        served["in_process_pyfunc"]["mean_ms"],
-                    ),
-                ],
-                ["one-image request", "p50 ms", "p95 ms", "mean ms"],
-            )
+            f"skipped: no JPEG files under {root} (the full-resolution sample); "
+            "pass --images DIR to point at a folder of original JPEGs"
         )
-        print(
-            f"server ready after {served['ready_s']:.1f} s; max |P(served) - P(project)| = "
-            f"{served['max_abs_diff_vs_project']:.2g}"
-        )
+        return
+    parallel_before = cpu_parallelism()
+    result = measure(files, root, args)
+    report(result)
     flags = cpu_flags()
     print(f"\nCPU flags: {' '.join(flags) or 'unknown'}")
     write_result(
@@ -349,19 +348,7 @@ def main() -> None:
             "cpu_parallelism": [parallel_before, cpu_parallelism()],
             "versions": versions("tensorflow", "keras", "pillow", "numpy", "mlflow"),
             "data": str(root),
-            "images": n,
-            "megabytes": megabytes,
-            "image_size": size,
-            "model": {**model_params.model_dump(), "parameters": net.count_params()},
-            "batch_size": BATCH,
-            "repeats": args.repeats,
-            "seconds": seconds,
-            "images_per_s": rate,
-            "ratio_project_vs_naive": ratio,
-            "max_abs_prob_diff_project_vs_naive": prob_diff,
-            "naive_loop_split_s": naive_split,
-            "split": split,
-            "served": served,
+            **result,
         },
         args.out,
     )

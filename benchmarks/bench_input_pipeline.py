@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,10 +47,15 @@ from _common import (
     versions,
     write_result,
 )
-from _data import WRITE_UP_AUGMENTATION, legacy_image_data_generator, load_sample
+from _data import WRITE_UP_AUGMENTATION, Sample, legacy_image_data_generator, load_sample
 
 SIZE = (150, 150)
 BATCH = 32
+GOAL_RATIO = 3.0
+PROJECT = "project (ImageBatches + RandomAffine, tf.function)"
+FROM_DIRECTORY = "legacy ImageDataGenerator.flow_from_directory (write-up)"
+FROM_ARRAYS = "legacy ImageDataGenerator.flow (float array)"
+STOCK = "before RandomAffine: stock Keras layers chained, tf.function"
 
 
 def epoch_runner(images, labels, augmentation, compiled: bool) -> Callable[[], None]:
@@ -111,6 +117,100 @@ def epoch_runner_legacy(generator_iterator) -> Callable[[], None]:
     return run
 
 
+def input_paths(sample: Sample) -> tuple[dict[str, Callable[[], None]], str]:
+    """Each path's one-epoch runner over the same images, and the legacy generator's class."""
+    import numpy as np
+
+    from chest_xray.modeling.augmentation import build_augmentation
+    from chest_xray.params import AugmentationParams
+
+    ImageDataGenerator, legacy_name = legacy_image_data_generator()
+    generator = ImageDataGenerator(**WRITE_UP_AUGMENTATION)
+    from_directory = generator.flow_from_directory(
+        str(sample.png_dir),
+        target_size=SIZE,
+        color_mode="grayscale",
+        class_mode="binary",
+        batch_size=BATCH,
+        shuffle=True,
+        seed=0,
+    )
+    from_arrays = generator.flow(
+        sample.images.astype(np.float32), sample.labels, batch_size=BATCH, shuffle=True, seed=0
+    )
+    augmentation = build_augmentation(AugmentationParams(), seed=0)
+    images, labels = sample.images, sample.labels
+    paths = {
+        PROJECT: epoch_runner(images, labels, augmentation, compiled=True),
+        "project, augmentation called eagerly": epoch_runner(
+            images, labels, augmentation, compiled=False
+        ),
+        FROM_DIRECTORY: epoch_runner_legacy(from_directory),
+        FROM_ARRAYS: epoch_runner_legacy(from_arrays),
+        STOCK: epoch_runner(images, labels, stock_layer_chain(), compiled=True),
+    }
+    return paths, legacy_name
+
+
+def time_paths(paths: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+    """Seconds per epoch of each path, paths interleaved, after one warm-up epoch each."""
+    for run in paths.values():  # warm-up: tracing, file cache, thread pools
+        run()
+    seconds: dict[str, list[float]] = {name: [] for name in paths}
+    for rep in range(repeats):
+        for name, run in paths.items():
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
+        print(f"rep {rep + 1}: " + ", ".join(f"{s[-1]:.2f} s" for s in seconds.values()))
+    return seconds
+
+
+def measure(root: Path, images: int, repeats: int) -> dict[str, Any]:
+    """Every figure of the result JSON but the machine's."""
+    with tempfile.TemporaryDirectory(prefix="bench-inputs-") as tmp:
+        sample = load_sample(root, images, SIZE, Path(tmp) / "png")
+        n = len(sample.images)
+        paths, legacy_name = input_paths(sample)
+        print(f"{n} images at {SIZE[0]}x{SIZE[1]}, batch {BATCH}; legacy class {legacy_name}")
+        seconds = time_paths(paths, repeats)
+    rate = {name: n / median(values) for name, values in seconds.items()}
+    return {
+        "images": n,
+        "image_size": SIZE,
+        "batch_size": BATCH,
+        "repeats": repeats,
+        "legacy_class": legacy_name,
+        "legacy_settings": WRITE_UP_AUGMENTATION,
+        "seconds_per_epoch": seconds,
+        "images_per_s": rate,
+        "ratio_project_vs_flow_from_directory": rate[PROJECT] / rate[FROM_DIRECTORY],
+        "ratio_project_vs_flow_arrays": rate[PROJECT] / rate[FROM_ARRAYS],
+        "ratio_stock_layers_vs_flow_from_directory": rate[STOCK] / rate[FROM_DIRECTORY],
+        "goal_ratio": GOAL_RATIO,
+    }
+
+
+def report(result: dict[str, Any]) -> None:
+    rate = result["images_per_s"]
+    print()
+    print(
+        table(
+            [(name, value, value / rate[FROM_DIRECTORY]) for name, value in rate.items()],
+            ["path", "images/s", "x flow_from_directory"],
+        )
+    )
+    print(
+        "\nproject / legacy flow_from_directory = "
+        f"{result['ratio_project_vs_flow_from_directory']:.1f}x (goal >= {GOAL_RATIO:g}x)"
+    )
+    print(f"project / legacy flow (arrays) = {result['ratio_project_vs_flow_arrays']:.1f}x")
+    print(
+        "stock layers chained / legacy flow_from_directory = "
+        f"{result['ratio_stock_layers_vs_flow_from_directory']:.1f}x"
+    )
+
+
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "coronahack")
@@ -119,74 +219,8 @@ def main() -> None:
     check_repeats(args.repeats)
     parallel_before = cpu_parallelism()
     root = args.data.resolve()
-
-    with tempfile.TemporaryDirectory(prefix="bench-inputs-") as tmp:
-        sample = load_sample(root, args.images, SIZE, Path(tmp) / "png")
-        n = len(sample.images)
-        import numpy as np
-
-        ImageDataGenerator, legacy_name = legacy_image_data_generator()
-        generator = ImageDataGenerator(**WRITE_UP_AUGMENTATION)
-        from_directory = generator.flow_from_directory(
-            str(sample.png_dir),
-            target_size=SIZE,
-            color_mode="grayscale",
-            class_mode="binary",
-            batch_size=BATCH,
-            shuffle=True,
-            seed=0,
-        )
-        from_arrays = generator.flow(
-            sample.images.astype(np.float32), sample.labels, batch_size=BATCH, shuffle=True, seed=0
-        )
-        from chest_xray.modeling.augmentation import build_augmentation
-        from chest_xray.params import AugmentationParams
-
-        augmentation = build_augmentation(AugmentationParams(), seed=0)
-        paths = {
-            "project (ImageBatches + RandomAffine, tf.function)": epoch_runner(
-                sample.images, sample.labels, augmentation, compiled=True
-            ),
-            "project, augmentation called eagerly": epoch_runner(
-                sample.images, sample.labels, augmentation, compiled=False
-            ),
-            "legacy ImageDataGenerator.flow_from_directory (write-up)": epoch_runner_legacy(
-                from_directory
-            ),
-            "legacy ImageDataGenerator.flow (float array)": epoch_runner_legacy(from_arrays),
-            "before RandomAffine: stock Keras layers chained, tf.function": epoch_runner(
-                sample.images, sample.labels, stock_layer_chain(), compiled=True
-            ),
-        }
-        print(f"{n} images at {SIZE[0]}x{SIZE[1]}, batch {BATCH}; legacy class {legacy_name}")
-        for run in paths.values():  # warm-up: tracing, file cache, thread pools
-            run()
-        seconds: dict[str, list[float]] = {name: [] for name in paths}
-        for rep in range(args.repeats):
-            for name, run in paths.items():
-                start = time.perf_counter()
-                run()
-                seconds[name].append(time.perf_counter() - start)
-            print(f"rep {rep + 1}: " + ", ".join(f"{s[-1]:.2f} s" for s in seconds.values()))
-
-    rate = {name: n / median(values) for name, values in seconds.items()}
-    names = list(paths)
-    project, baseline = names[0], names[2]
-    ratio = rate[project] / rate[baseline]
-    ratio_arrays = rate[project] / rate[names[3]]
-    print()
-    print(
-        table(
-            [(name, rate[name], rate[name] / rate[baseline]) for name in names],
-            ["path", "images/s", "x flow_from_directory"],
-        )
-    )
-    print(f"\nproject / legacy flow_from_directory = {ratio:.1f}x (goal >= 3x)")
-    print(f"project / legacy flow (arrays) = {ratio_arrays:.1f}x")
-    print(
-        f"stock layers chained / legacy flow_from_directory = "
-        f"{rate[names[4]] / rate[baseline]:.1f}x"
-    )
+    measured = measure(root, args.images, args.repeats)
+    report(measured)
     write_result(
         "input_pipeline",
         {
@@ -195,18 +229,7 @@ def main() -> None:
             "cpu_parallelism": [parallel_before, cpu_parallelism()],
             "versions": versions("tensorflow", "keras", "numpy", "scipy", "pillow"),
             "data": str(root),
-            "images": n,
-            "image_size": SIZE,
-            "batch_size": BATCH,
-            "repeats": args.repeats,
-            "legacy_class": legacy_name,
-            "legacy_settings": WRITE_UP_AUGMENTATION,
-            "seconds_per_epoch": seconds,
-            "images_per_s": rate,
-            "ratio_project_vs_flow_from_directory": ratio,
-            "ratio_project_vs_flow_arrays": ratio_arrays,
-            "ratio_stock_layers_vs_flow_from_directory": rate[names[4]] / rate[baseline],
-            "goal_ratio": 3.0,
+            **measured,
         },
         args.out,
     )

@@ -21,6 +21,7 @@ DATA defaults to ../shared/data/coronahack-dev (Kaggle layout, with a train spli
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -30,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -125,20 +126,9 @@ def prepare(root: Path, workdir: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "written": len(pngs), "splits": counts}
 
 
-def child(
-    workdir: Path, steps: int, batch_size: int, mixed_precision: str, micro_batches: int
-) -> dict[str, Any]:
-    """Runs in a fresh process: the train_model node, stopped after ``steps`` batches."""
+def stop_after(steps: int, marks: dict[str, int]) -> Any:
+    """A callback ending the epoch after ``steps`` batches, noting RSS on the way in ``marks``."""
     import keras
-    import pandas as pd
-    from kedro_datasets.partitions import PartitionedDataset
-
-    from chest_xray.modeling import trainer
-    from chest_xray.params import TrainingParams
-    from chest_xray.pipelines.training.nodes import train_model
-
-    baseline_rss = _vm("VmRSS")
-    marks: dict[str, int] = {}
 
     class StopAfter(keras.callbacks.Callback):
         def on_train_begin(self, logs: dict | None = None) -> None:
@@ -151,9 +141,25 @@ def child(
                 marks["hwm_after_train_steps"] = _vm("VmHWM")
                 self.model.stop_training = True
 
+    return StopAfter()
+
+
+def child(
+    workdir: Path, steps: int, batch_size: int, mixed_precision: str, micro_batches: int
+) -> dict[str, Any]:
+    """Runs in a fresh process: the train_model node, stopped after ``steps`` batches."""
+    import pandas as pd
+    from kedro_datasets.partitions import PartitionedDataset
+
+    from chest_xray.modeling import trainer
+    from chest_xray.params import TrainingParams
+    from chest_xray.pipelines.training.nodes import train_model
+
+    baseline_rss = _vm("VmRSS")
+    marks: dict[str, int] = {}
     original = trainer.training_callbacks
     # The node has no steps_per_epoch: add a stopping callback to its own list.
-    trainer.training_callbacks = lambda *args: [*original(*args), StopAfter()]
+    trainer.training_callbacks = lambda *args: [*original(*args), stop_after(steps, marks)]
 
     images = PartitionedDataset(
         path=str(workdir / "images"),
@@ -192,40 +198,40 @@ def child(
     }
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
+    from chest_xray.params import MixedPrecision
+
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "coronahack-dev")
     parser.add_argument("--steps", type=int, default=20, help="training batches per run")
     parser.add_argument("--batch-size", type=int, default=32, help="the recipe's is 32")
-    from typing import get_args
-
-    from chest_xray.params import MixedPrecision
-
     parser.add_argument("--mixed-precision", choices=get_args(MixedPrecision), default="none")
     parser.add_argument("--micro-batches", type=int, default=1, help="gradient accumulation")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the PNGs here")
-    parser.add_argument("--child", type=Path, help=__import__("argparse").SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(
-            json.dumps(
-                child(
-                    args.child,
-                    args.steps,
-                    args.batch_size,
-                    args.mixed_precision,
-                    args.micro_batches,
-                )
-            )
-        )
-        return
-    check_repeats(args.repeats)
-    parallel_before = cpu_parallelism()
-    root = args.data.resolve()
-    kaggle_images(root, "train")
-    if not (root / "Chest_xray_Corona_Metadata.csv").is_file():
-        sys.exit(f"error: {root} has no Chest_xray_Corona_Metadata.csv")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    return parser
 
+
+def run_child(root: Path, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One repetition: ``child`` in a fresh interpreter, its JSON line parsed."""
+    command = [sys.executable, __file__, str(root), "--child", str(workdir)]
+    command += ["--steps", str(args.steps), "--batch-size", str(args.batch_size)]
+    command += ["--mixed-precision", args.mixed_precision]
+    command += ["--micro-batches", str(args.micro_batches)]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KEDRO_DISABLE_TELEMETRY": "1"},
+    )
+    if done.returncode:
+        sys.exit(f"error: training child failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure(root: Path, args: argparse.Namespace) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The preprocessing step's figures, and each repetition's child figures."""
     workdir = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="mem-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -236,30 +242,7 @@ def main() -> None:
         )
         runs = []
         for rep in range(args.repeats):
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    str(root),
-                    "--child",
-                    str(workdir),
-                    "--steps",
-                    str(args.steps),
-                    "--batch-size",
-                    str(args.batch_size),
-                    "--mixed-precision",
-                    args.mixed_precision,
-                    "--micro-batches",
-                    str(args.micro_batches),
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "KEDRO_DISABLE_TELEMETRY": "1"},
-            )
-            if done.returncode:
-                sys.exit(f"error: training child failed:\n{done.stderr[-4000:]}")
-            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            runs.append(run_child(root, workdir, args))
             print(
                 f"rep {rep + 1}: peak RSS {runs[-1]['peak_rss_bytes'] / 1e9:.2f} GB "
                 f"({runs[-1]['seconds']:.0f} s)"
@@ -268,24 +251,36 @@ def main() -> None:
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
+    return prepared, runs
 
-    peak = median([r["peak_rss_bytes"] for r in runs])
-    worst = max(r["peak_rss_bytes"] for r in runs)
-    fit_start = median([r["rss_at_fit_start_bytes"] for r in runs])
-    first_step = median([r["hwm_after_first_step_bytes"] for r in runs])
-    train_steps = median([r["hwm_after_train_steps_bytes"] for r in runs])
-    imports = median([r["rss_after_imports_bytes"] for r in runs])
-    first = runs[0]
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Medians over the repetitions (and the worst peak), in GB."""
+
+    def gb(key: str) -> float:
+        return median([r[key] for r in runs]) / 1e9
+
+    return {
+        "peak_rss_gb_median": gb("peak_rss_bytes"),
+        "peak_rss_gb_worst": max(r["peak_rss_bytes"] for r in runs) / 1e9,
+        "rss_at_fit_start_gb": gb("rss_at_fit_start_bytes"),
+        "peak_after_first_step_gb": gb("hwm_after_first_step_bytes"),
+        "peak_after_train_steps_gb": gb("hwm_after_train_steps_bytes"),
+        "rss_after_imports_gb": gb("rss_after_imports_bytes"),
+    }
+
+
+def report(figures: dict[str, float], first: dict[str, Any], args: argparse.Namespace) -> None:
     print()
     print(
         table(
             [
-                ("after imports (TensorFlow, Kedro)", imports / 1e9),
-                ("images loaded, model built (fit start)", fit_start / 1e9),
-                ("peak after the first training step", first_step / 1e9),
-                (f"peak after {args.steps} training steps", train_steps / 1e9),
-                (f"peak ({args.steps} steps + validation), median", peak / 1e9),
-                ("peak, worst of the repetitions", worst / 1e9),
+                ("after imports (TensorFlow, Kedro)", figures["rss_after_imports_gb"]),
+                ("images loaded, model built (fit start)", figures["rss_at_fit_start_gb"]),
+                ("peak after the first training step", figures["peak_after_first_step_gb"]),
+                (f"peak after {args.steps} training steps", figures["peak_after_train_steps_gb"]),
+                (f"peak ({args.steps} steps + validation), median", figures["peak_rss_gb_median"]),
+                ("peak, worst of the repetitions", figures["peak_rss_gb_worst"]),
             ],
             ["stage", "RSS GB"],
         )
@@ -296,8 +291,25 @@ def main() -> None:
         f"mixed precision {args.mixed_precision}, "
         f"{first['parameters']:,} parameters; "
         f"goal < {GOAL_GB} GB: "
-        f"{'met' if worst / 1e9 < GOAL_GB else 'NOT met'}"
+        f"{'met' if figures['peak_rss_gb_worst'] < GOAL_GB else 'NOT met'}"
     )
+
+
+def main() -> None:
+    args = arguments().parse_args()
+    if args.child:
+        settings = (args.steps, args.batch_size, args.mixed_precision, args.micro_batches)
+        print(json.dumps(child(args.child, *settings)))
+        return
+    check_repeats(args.repeats)
+    parallel_before = cpu_parallelism()
+    root = args.data.resolve()
+    kaggle_images(root, "train")
+    if not (root / "Chest_xray_Corona_Metadata.csv").is_file():
+        sys.exit(f"error: {root} has no Chest_xray_Corona_Metadata.csv")
+    prepared, runs = measure(root, args)
+    figures = summary(runs)
+    report(figures, runs[0], args)
     write_result(
         "memory",
         {
@@ -312,13 +324,8 @@ def main() -> None:
             "micro_batches": args.micro_batches,
             "repeats": args.repeats,
             "preprocessing": prepared,
-            "peak_rss_gb_median": peak / 1e9,
-            "peak_rss_gb_worst": worst / 1e9,
-            "rss_at_fit_start_gb": fit_start / 1e9,
-            "peak_after_first_step_gb": first_step / 1e9,
-            "peak_after_train_steps_gb": train_steps / 1e9,
+            **figures,
             "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX", ""),
-            "rss_after_imports_gb": imports / 1e9,
             "goal_gb": GOAL_GB,
             "runs": runs,
         },

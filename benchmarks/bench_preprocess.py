@@ -223,15 +223,29 @@ def main() -> None:
         print(json.dumps(child_run(source, args.child_run)))
         return
     check_repeats(args.repeats)
-    parallel: list[dict[str, float]] = []
-
     from chest_xray.data.partitions import resolve_workers
 
     files = sorted(source.glob("*.jp*g"))
-    n = len(files)
     cores = resolve_workers(0)
-    print(f"{n} images from {source}; {cores} cores; {args.repeats} repetitions")
+    print(f"{len(files)} images from {source}; {cores} cores; {args.repeats} repetitions")
+    result = summary(files, cores, measure(source, files, args.repeats))
+    report(result)
+    write_result(
+        "preprocess",
+        {
+            "benchmark": "preprocess",
+            "machine": machine(),
+            "versions": versions("pillow", "numpy", "kedro", "kedro-datasets", "tensorflow"),
+            "data": str(source),
+            "repeats": args.repeats,
+            **result,
+        },
+        args.out,
+    )
 
+
+def measure(source: Path, files: list[Path], repeats: int) -> dict[str, Any]:
+    """Each repetition: the cores free, the write-up's loop, then the project in a child."""
     times: dict[str, list[float]] = {
         "loop": [],
         "project": [],
@@ -240,9 +254,10 @@ def main() -> None:
         "project_1_worker": [],
     }
     inside: dict[str, list[float]] = {"first_image_s": [], "steady_images_per_s": []}
+    parallel: list[dict[str, float]] = []
     rms: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
-        for rep in range(args.repeats):
+        for rep in range(repeats):
             root = Path(tmp) / f"rep{rep}"
             parallel.append(cpu_parallelism())
             seconds, _ = timed(functools.partial(write_up_loop, files, root / "loop"))
@@ -259,28 +274,58 @@ def main() -> None:
                 f"second run {child['second_run']:.3f} s, later {child['later_run']:.3f} s, "
                 f"1 worker {child['project_1_worker']:.2f} s"
             )
+    return {"seconds": times, "inside_first_run": inside, "parallel": parallel, "rms": rms}
 
+
+def summary(files: list[Path], cores: int, measured: dict[str, Any]) -> dict[str, Any]:
+    """The result JSON's figures (medians, ratios, fidelity) from ``measure``'s samples."""
+    times, inside, rms = measured["seconds"], measured["inside_first_run"], measured["rms"]
+    n = len(files)
     rate = {key: n / median(values) for key, values in times.items()}
-    ratio = rate["project"] / rate["loop"]
-    scaling = rate["project"] / rate["project_1_worker"]
-    second_share = median(times["second_run"]) / median(times["project"])
-    later_share = median(times["later_run"]) / median(times["project"])
-    first_image = median(inside["first_image_s"])
     steady = median(inside["steady_images_per_s"])
     worst = max(range(n), key=lambda i: rms[i])
-    fidelity = {
-        "mean_rms": sum(rms) / n,
-        "median_rms": median(rms),
-        "worst_rms": rms[worst],
-        "worst_image": files[worst].name,
-        "over_1": sum(r > 1 for r in rms),
+    return {
+        "cpu_parallelism": measured["parallel"],
+        "cpu_parallelism_median_speedup": median([p["speedup"] for p in measured["parallel"]]),
+        "images": n,
+        "workers_default": cores,
+        "seconds": times,
+        "images_per_s": rate,
+        "ratio_project_vs_loop": rate["project"] / rate["loop"],
+        "goal_ratio": 5.0,
+        "scaling_default_vs_1_worker": rate["project"] / rate["project_1_worker"],
+        "pool_first_image_s": median(inside["first_image_s"]),
+        "pool_steady_images_per_s": steady,
+        "pool_steady_ratio_vs_loop": steady / rate["loop"],
+        "inside_first_run": inside,
+        "fidelity": {
+            "mean_rms": sum(rms) / n,
+            "median_rms": median(rms),
+            "worst_rms": rms[worst],
+            "worst_image": files[worst].name,
+            "over_1": sum(r > 1 for r in rms),
+        },
+        "goal_mean_rms": 1.0,
+        "rms_per_image": dict(zip([f.name for f in files], rms, strict=True)),
+        "second_run_share": median(times["second_run"]) / median(times["project"]),
+        "later_run_share": median(times["later_run"]) / median(times["project"]),
+        "goal_second_run_share": 0.05,
     }
+
+
+def report(result: dict[str, Any]) -> None:
+    rate, times, cores = result["images_per_s"], result["seconds"], result["workers_default"]
+    fidelity, speedups = result["fidelity"], [p["speedup"] for p in result["cpu_parallelism"]]
     print()
     print(
         table(
             [
                 ("write-up loop (serial, full decode, PNG default)", rate["loop"], 1.0),
-                (f"project node, default pool ({cores} workers)", rate["project"], ratio),
+                (
+                    f"project node, default pool ({cores} workers)",
+                    rate["project"],
+                    result["ratio_project_vs_loop"],
+                ),
                 (
                     "project node, 1 worker (in-process)",
                     rate["project_1_worker"],
@@ -291,55 +336,24 @@ def main() -> None:
         )
     )
     print(
-        f"\nfidelity vs loop, grey-level RMS over {n} images: mean {fidelity['mean_rms']:.3f}, "
-        f"worst {fidelity['worst_rms']:.3f} ({fidelity['worst_image']})"
-    )
-    speedups = [p["speedup"] for p in parallel]
-    print(
-        f"scaling: {cores} workers / 1 worker = {scaling:.2f}x; cores this run really had "
-        f"(2-process speedup of a CPU loop, per repetition): median {median(speedups):.2f}, "
-        f"range {min(speedups):.2f}-{max(speedups):.2f}"
+        f"\nfidelity vs loop, grey-level RMS over {result['images']} images: mean "
+        f"{fidelity['mean_rms']:.3f}, worst {fidelity['worst_rms']:.3f} ({fidelity['worst_image']})"
     )
     print(
-        f"inside the {cores}-worker first run: first image back after {first_image:.2f} s "
-        f"then {steady:.0f} images/s = {steady / rate['loop']:.1f}x loop"
+        f"scaling: {cores} workers / 1 worker = {result['scaling_default_vs_1_worker']:.2f}x; "
+        "cores this run really had (2-process speedup of a CPU loop, per repetition): "
+        f"median {median(speedups):.2f}, range {min(speedups):.2f}-{max(speedups):.2f}"
+    )
+    print(
+        f"inside the {cores}-worker first run: first image back after "
+        f"{result['pool_first_image_s']:.2f} s then {result['pool_steady_images_per_s']:.0f} "
+        f"images/s = {result['pool_steady_ratio_vs_loop']:.1f}x loop"
     )
     print(
         f"second run on unchanged inputs (each PNG's digest checked once): "
-        f"{median(times['second_run']) * 1000:.0f} ms = {second_share:.1%} of the first "
-        f"({median(times['project']):.2f} s); later runs (nothing read): "
-        f"{median(times['later_run']) * 1000:.0f} ms = {later_share:.1%}"
-    )
-
-    write_result(
-        "preprocess",
-        {
-            "benchmark": "preprocess",
-            "machine": machine(),
-            "cpu_parallelism": parallel,
-            "cpu_parallelism_median_speedup": median(speedups),
-            "versions": versions("pillow", "numpy", "kedro", "kedro-datasets", "tensorflow"),
-            "data": str(source),
-            "images": n,
-            "repeats": args.repeats,
-            "workers_default": cores,
-            "seconds": times,
-            "images_per_s": rate,
-            "ratio_project_vs_loop": ratio,
-            "goal_ratio": 5.0,
-            "scaling_default_vs_1_worker": scaling,
-            "pool_first_image_s": first_image,
-            "pool_steady_images_per_s": steady,
-            "pool_steady_ratio_vs_loop": steady / rate["loop"],
-            "inside_first_run": inside,
-            "fidelity": fidelity,
-            "goal_mean_rms": 1.0,
-            "rms_per_image": dict(zip([f.name for f in files], rms, strict=True)),
-            "second_run_share": second_share,
-            "later_run_share": later_share,
-            "goal_second_run_share": 0.05,
-        },
-        args.out,
+        f"{median(times['second_run']) * 1000:.0f} ms = {result['second_run_share']:.1%} of the "
+        f"first ({median(times['project']):.2f} s); later runs (nothing read): "
+        f"{median(times['later_run']) * 1000:.0f} ms = {result['later_run_share']:.1%}"
     )
 
 

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,27 +44,19 @@ from _common import (
     versions,
     write_result,
 )
-from _data import WRITE_UP_AUGMENTATION, legacy_image_data_generator, load_sample
+from _data import WRITE_UP_AUGMENTATION, Sample, legacy_image_data_generator, load_sample
 
 SIZE = (150, 150)
 BATCH = 32
+LEGACY = "legacy flow_from_directory"
+BF16 = "project, mixed_precision bfloat16"
+# (model, its training data, its epoch timer)
+Run = tuple[Any, Any, Any]
 
 
-def main() -> None:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "coronahack")
-    parser.add_argument("--images", type=int, default=512, help="images per epoch")
-    args = parser.parse_args()
-    check_repeats(args.repeats)
-    parallel_before = cpu_parallelism()
-    root = args.data.resolve()
-
+def epoch_timer() -> Any:
+    """A Keras callback whose ``seconds`` holds each epoch's training time (no validation)."""
     import keras
-
-    from chest_xray.modeling.augmentation import build_augmentation
-    from chest_xray.modeling.batches import ImageBatches
-    from chest_xray.modeling.model import build_model, compile_model
-    from chest_xray.params import AugmentationParams, ModelParams, OptimizerParams
 
     class EpochTimer(keras.callbacks.Callback):
         def __init__(self) -> None:
@@ -76,73 +69,134 @@ def main() -> None:
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             self.seconds.append(time.perf_counter() - self._start)
 
+    return EpochTimer()
+
+
+def project_run(sample: Sample, precision: str = "float32") -> Run:
+    """The recipe model with its augmentation layer, fed by ``ImageBatches``, as in training.
+
+    ``precision`` ``"mixed_bfloat16"`` builds it as ``training.mixed_precision: bfloat16``
+    does; the global policy is restored whatever happens.
+    """
+    import keras
+
+    from chest_xray.modeling.augmentation import build_augmentation
+    from chest_xray.modeling.batches import ImageBatches
+    from chest_xray.modeling.model import build_model, compile_model
+    from chest_xray.params import AugmentationParams, ModelParams, OptimizerParams
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = build_model(
+            (*SIZE, 1), ModelParams(), build_augmentation(AugmentationParams(), seed=0)
+        )
+        compile_model(model, OptimizerParams())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    data = ImageBatches(sample.images, sample.labels, BATCH, shuffle=True, seed=0)
+    return model, data, epoch_timer()
+
+
+def legacy_run(sample: Sample) -> tuple[Run, str]:
+    """The same model without its augmentation layer, fed by the write-up's generator."""
+    from chest_xray.modeling.model import build_model, compile_model
+    from chest_xray.params import ModelParams, OptimizerParams
+
+    model = build_model((*SIZE, 1), ModelParams(), None)
+    compile_model(model, OptimizerParams())
+    ImageDataGenerator, legacy_name = legacy_image_data_generator()
+    data = ImageDataGenerator(**WRITE_UP_AUGMENTATION).flow_from_directory(
+        str(sample.png_dir),
+        target_size=SIZE,
+        color_mode="grayscale",
+        class_mode="binary",
+        batch_size=BATCH,
+        shuffle=True,
+        seed=0,
+    )
+    return (model, data, epoch_timer()), legacy_name
+
+
+def time_epochs(runs: dict[str, Run], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each run's epochs, alternating one ``fit(epochs=1)`` at a time.
+
+    The first epoch of each is a warm-up and is left out of the result.
+    """
+    for rep in range(repeats + 1):
+        for model, data, timer in runs.values():
+            model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
+        if rep:
+            print(
+                f"rep {rep}: "
+                + ", ".join(f"{name} {t.seconds[-1]:.1f} s" for name, (*_, t) in runs.items())
+            )
+    return {name: timer.seconds for name, (*_, timer) in runs.items()}
+
+
+def measure(root: Path, images: int, repeats: int) -> dict[str, Any]:
+    """Every figure of the result JSON but the machine's."""
+    import keras
+
     with tempfile.TemporaryDirectory(prefix="bench-epoch-") as tmp:
-        sample = load_sample(root, args.images, SIZE, Path(tmp) / "png")
-        n = len(sample.images)
+        sample = load_sample(root, images, SIZE, Path(tmp) / "png")
         keras.utils.set_random_seed(0)
-        shape = (*SIZE, 1)
-
-        project_model = build_model(
-            shape, ModelParams(), build_augmentation(AugmentationParams(), seed=0)
-        )
-        compile_model(project_model, OptimizerParams())
-        project_data = ImageBatches(sample.images, sample.labels, BATCH, shuffle=True, seed=0)
-
-        legacy_model = build_model(shape, ModelParams(), None)
-        compile_model(legacy_model, OptimizerParams())
-        ImageDataGenerator, legacy_name = legacy_image_data_generator()
-        legacy_data = ImageDataGenerator(**WRITE_UP_AUGMENTATION).flow_from_directory(
-            str(sample.png_dir),
-            target_size=SIZE,
-            color_mode="grayscale",
-            class_mode="binary",
-            batch_size=BATCH,
-            shuffle=True,
-            seed=0,
-        )
+        project = project_run(sample)
+        legacy, legacy_name = legacy_run(sample)
         print(
-            f"{n} images at {SIZE[0]}x{SIZE[1]}, batch {BATCH}, model "
-            f"{project_model.count_params():,} parameters; legacy class {legacy_name}"
+            f"{len(sample.images)} images at {SIZE[0]}x{SIZE[1]}, batch {BATCH}, model "
+            f"{project[0].count_params():,} parameters; legacy class {legacy_name}"
         )
         # For reference, not part of the ratio: the project's path with 16-bit
         # activations (training.mixed_precision: bfloat16).
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        try:
-            bf16_model = build_model(
-                shape, ModelParams(), build_augmentation(AugmentationParams(), seed=0)
-            )
-            compile_model(bf16_model, OptimizerParams())
-        finally:
-            keras.mixed_precision.set_global_policy("float32")
-        bf16_data = ImageBatches(sample.images, sample.labels, BATCH, shuffle=True, seed=0)
         runs = {
-            "project": (project_model, project_data, EpochTimer()),
-            "legacy flow_from_directory": (legacy_model, legacy_data, EpochTimer()),
-            "project, mixed_precision bfloat16": (bf16_model, bf16_data, EpochTimer()),
+            "project": project,
+            LEGACY: legacy,
+            BF16: project_run(sample, "mixed_bfloat16"),
         }
-        for rep in range(args.repeats + 1):  # the first epoch of each is the warm-up
-            for model, data, timer in runs.values():
-                model.fit(data, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
-            if rep:
-                print(
-                    f"rep {rep}: "
-                    + ", ".join(f"{name} {t.seconds[-1]:.1f} s" for name, (*_, t) in runs.items())
-                )
+        epochs = time_epochs(runs, repeats)
+    seconds = {name: values[1:] for name, values in epochs.items()}
+    rate = {name: len(sample.images) / median(values) for name, values in seconds.items()}
+    return {
+        "images": len(sample.images),
+        "image_size": SIZE,
+        "batch_size": BATCH,
+        "parameters": project[0].count_params(),
+        "repeats": repeats,
+        "legacy_class": legacy_name,
+        "seconds_per_epoch": seconds,
+        "warmup_epoch_seconds": {name: values[0] for name, values in epochs.items()},
+        "images_per_s": rate,
+        "ratio_project_vs_legacy": rate["project"] / rate[LEGACY],
+        "ratio_bfloat16_vs_float32": rate[BF16] / rate["project"],
+    }
 
-    seconds = {name: timer.seconds[1:] for name, (*_, timer) in runs.items()}
-    warmup = {name: timer.seconds[0] for name, (*_, timer) in runs.items()}
-    rate = {name: n / median(values) for name, values in seconds.items()}
-    ratio = rate["project"] / rate["legacy flow_from_directory"]
+
+def report(result: dict[str, Any]) -> None:
+    rate, seconds = result["images_per_s"], result["seconds_per_epoch"]
     print()
     print(
         table(
-            [(name, rate[name], median(seconds[name])) for name in runs],
+            [(name, rate[name], median(seconds[name])) for name in rate],
             ["input path", "train images/s", "s/epoch"],
         )
     )
-    print(f"\nproject / legacy = {ratio:.2f}x (one CPU epoch; the model dominates)")
-    bf16_ratio = rate["project, mixed_precision bfloat16"] / rate["project"]
-    print(f"project bfloat16 / project float32 = {bf16_ratio:.2f}x")
+    print(
+        f"\nproject / legacy = {result['ratio_project_vs_legacy']:.2f}x "
+        "(one CPU epoch; the model dominates)"
+    )
+    print(f"project bfloat16 / project float32 = {result['ratio_bfloat16_vs_float32']:.2f}x")
+
+
+def main() -> None:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "coronahack")
+    parser.add_argument("--images", type=int, default=512, help="images per epoch")
+    args = parser.parse_args()
+    check_repeats(args.repeats)
+    parallel_before = cpu_parallelism()
+    root = args.data.resolve()
+    measured = measure(root, args.images, args.repeats)
+    report(measured)
     write_result(
         "training_epoch",
         {
@@ -151,17 +205,7 @@ def main() -> None:
             "cpu_parallelism": [parallel_before, cpu_parallelism()],
             "versions": versions("tensorflow", "keras", "numpy", "scipy"),
             "data": str(root),
-            "images": n,
-            "image_size": SIZE,
-            "batch_size": BATCH,
-            "parameters": project_model.count_params(),
-            "repeats": args.repeats,
-            "legacy_class": legacy_name,
-            "seconds_per_epoch": seconds,
-            "warmup_epoch_seconds": warmup,
-            "images_per_s": rate,
-            "ratio_project_vs_legacy": ratio,
-            "ratio_bfloat16_vs_float32": bf16_ratio,
+            **measured,
         },
         args.out,
     )

@@ -16,21 +16,10 @@ OTHER_CODE = ("scripts", "benchmarks", "tests")
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
-# Excesses tolerated for a while (issue #25 emptied them): an entry must name a real excess
-# (``test_the_allow_list_only_names_real_excesses``), so the lists can only shrink.
+# Excesses tolerated for a while (empty since the benchmarks were split): an entry must name a
+# real excess (``test_the_allow_list_only_names_real_excesses``), so the lists can only shrink.
 ALLOWED_LONG_MODULES: frozenset[str] = frozenset()
-# The benchmarks' main functions measure and print in one: splitting them is due, and
-# each split must be checked by running the benchmark (docs/benchmarks.md).
-ALLOWED_LONG_FUNCTIONS: frozenset[str] = frozenset(
-    {
-        "benchmarks.bench_inference.main",
-        "benchmarks.bench_input_pipeline.main",
-        "benchmarks.bench_memory.child",
-        "benchmarks.bench_memory.main",
-        "benchmarks.bench_preprocess.main",
-        "benchmarks.bench_training_epoch.main",
-    }
-)
+ALLOWED_LONG_FUNCTIONS: frozenset[str] = frozenset()
 
 
 def _module_name(path: Path) -> str:
