@@ -3,18 +3,30 @@
 Both sides get the same pixels: the project's path as a uint8 array in memory
 (what ``train_model`` holds), the legacy generator as the same PNGs in
 ``<dir>/<class>/`` folders (what ``flow_from_directory`` reads, as the write-up
-did) or as a float array (``flow``).
+did) or as a float array (``flow``). ``sample_benchmark`` is the two benchmarks' shared
+command line and result JSON.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from _common import kaggle_images
+from _common import (
+    SHARED_DATA,
+    base_parser,
+    check_repeats,
+    cpu_parallelism,
+    kaggle_images,
+    machine,
+    versions,
+    write_result,
+)
 
 
 @dataclass
@@ -75,3 +87,51 @@ WRITE_UP_AUGMENTATION = {
     "zoom_range": 0.2,
     "horizontal_flip": True,
 }
+
+
+def write_up_flow(generator: Any, sample: Sample, size: tuple[int, int], batch: int) -> Any:
+    """``generator.flow_from_directory`` over the sample's PNGs, as the write-up read them."""
+    return generator.flow_from_directory(
+        str(sample.png_dir),
+        target_size=size,
+        color_mode="grayscale",
+        class_mode="binary",
+        batch_size=batch,
+        shuffle=True,
+        seed=0,
+    )
+
+
+def sample_benchmark(
+    name: str,
+    description: str,
+    measure: Callable[[Path, int, int], dict[str, Any]],
+    report: Callable[[dict[str, Any]], None],
+    packages: tuple[str, ...],
+) -> None:
+    """The command line of a benchmark over a sample: ``[DATA] [--images N] [--repeats N]``.
+
+    ``measure(root, images, repeats)`` takes the figures, ``report`` prints them; the JSON
+    adds the machine, the cores free before and after, and the versions of ``packages``.
+    """
+    parser = base_parser(description)
+    parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "coronahack")
+    parser.add_argument("--images", type=int, default=512, help="images per epoch")
+    args = parser.parse_args()
+    check_repeats(args.repeats)
+    parallel_before = cpu_parallelism()
+    root = args.data.resolve()
+    measured = measure(root, args.images, args.repeats)
+    report(measured)
+    write_result(
+        name,
+        {
+            "benchmark": name,
+            "machine": machine(),
+            "cpu_parallelism": [parallel_before, cpu_parallelism()],
+            "versions": versions(*packages),
+            "data": str(root),
+            **measured,
+        },
+        args.out,
+    )

@@ -36,18 +36,15 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (
-    SHARED_DATA,
-    base_parser,
-    check_repeats,
-    cpu_parallelism,
-    machine,
-    median,
-    table,
-    versions,
-    write_result,
+from _common import median, table
+from _data import (
+    WRITE_UP_AUGMENTATION,
+    Sample,
+    legacy_image_data_generator,
+    load_sample,
+    sample_benchmark,
+    write_up_flow,
 )
-from _data import WRITE_UP_AUGMENTATION, Sample, legacy_image_data_generator, load_sample
 
 SIZE = (150, 150)
 BATCH = 32
@@ -126,15 +123,7 @@ def input_paths(sample: Sample) -> tuple[dict[str, Callable[[], None]], str]:
 
     ImageDataGenerator, legacy_name = legacy_image_data_generator()
     generator = ImageDataGenerator(**WRITE_UP_AUGMENTATION)
-    from_directory = generator.flow_from_directory(
-        str(sample.png_dir),
-        target_size=SIZE,
-        color_mode="grayscale",
-        class_mode="binary",
-        batch_size=BATCH,
-        shuffle=True,
-        seed=0,
-    )
+    from_directory = write_up_flow(generator, sample, SIZE, BATCH)
     from_arrays = generator.flow(
         sample.images.astype(np.float32), sample.labels, batch_size=BATCH, shuffle=True, seed=0
     )
@@ -212,26 +201,12 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "coronahack")
-    parser.add_argument("--images", type=int, default=512, help="images per epoch")
-    args = parser.parse_args()
-    check_repeats(args.repeats)
-    parallel_before = cpu_parallelism()
-    root = args.data.resolve()
-    measured = measure(root, args.images, args.repeats)
-    report(measured)
-    write_result(
-        "input_pipeline",
-        {
-            "benchmark": "input_pipeline",
-            "machine": machine(),
-            "cpu_parallelism": [parallel_before, cpu_parallelism()],
-            "versions": versions("tensorflow", "keras", "numpy", "scipy", "pillow"),
-            "data": str(root),
-            **measured,
-        },
-        args.out,
+    sample_benchmark(
+        name="input_pipeline",
+        description=__doc__.splitlines()[0],
+        measure=measure,
+        report=report,
+        packages=("tensorflow", "keras", "numpy", "scipy", "pillow"),
     )
 
 

@@ -33,18 +33,15 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (
-    SHARED_DATA,
-    base_parser,
-    check_repeats,
-    cpu_parallelism,
-    machine,
-    median,
-    table,
-    versions,
-    write_result,
+from _common import median, table
+from _data import (
+    WRITE_UP_AUGMENTATION,
+    Sample,
+    legacy_image_data_generator,
+    load_sample,
+    sample_benchmark,
+    write_up_flow,
 )
-from _data import WRITE_UP_AUGMENTATION, Sample, legacy_image_data_generator, load_sample
 
 SIZE = (150, 150)
 BATCH = 32
@@ -105,15 +102,7 @@ def legacy_run(sample: Sample) -> tuple[Run, str]:
     model = build_model((*SIZE, 1), ModelParams(), None)
     compile_model(model, OptimizerParams())
     ImageDataGenerator, legacy_name = legacy_image_data_generator()
-    data = ImageDataGenerator(**WRITE_UP_AUGMENTATION).flow_from_directory(
-        str(sample.png_dir),
-        target_size=SIZE,
-        color_mode="grayscale",
-        class_mode="binary",
-        batch_size=BATCH,
-        shuffle=True,
-        seed=0,
-    )
+    data = write_up_flow(ImageDataGenerator(**WRITE_UP_AUGMENTATION), sample, SIZE, BATCH)
     return (model, data, epoch_timer()), legacy_name
 
 
@@ -188,26 +177,12 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="?", type=Path, default=SHARED_DATA / "coronahack")
-    parser.add_argument("--images", type=int, default=512, help="images per epoch")
-    args = parser.parse_args()
-    check_repeats(args.repeats)
-    parallel_before = cpu_parallelism()
-    root = args.data.resolve()
-    measured = measure(root, args.images, args.repeats)
-    report(measured)
-    write_result(
-        "training_epoch",
-        {
-            "benchmark": "training_epoch",
-            "machine": machine(),
-            "cpu_parallelism": [parallel_before, cpu_parallelism()],
-            "versions": versions("tensorflow", "keras", "numpy", "scipy"),
-            "data": str(root),
-            **measured,
-        },
-        args.out,
+    sample_benchmark(
+        name="training_epoch",
+        description=__doc__.splitlines()[0],
+        measure=measure,
+        report=report,
+        packages=("tensorflow", "keras", "numpy", "scipy"),
     )
 
 
