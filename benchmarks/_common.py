@@ -47,6 +47,41 @@ def kaggle_images(root: Path, split: str) -> Path:
     return require_dir(folder, f"the {split} images of the CoronaHack dataset")
 
 
+# The data_processing entries whose outputs a benchmark redirects into its own folder.
+REDIRECTED_OUTPUTS = (
+    "processed_images",
+    "processed_images_previous",
+    "preprocessing_log",
+    "preprocessing_log_previous",
+)
+
+
+def catalog_config(raw_root: Path, workdir: Path, names: Sequence[str]) -> dict[str, Any]:
+    """The project's catalog entries ``names``, as ``kedro run`` resolves them, outputs redirected.
+
+    Read through Kedro's config loader (the entries interpolate globals, runtime parameters
+    and credentials), with ``raw_root`` as the raw data; the preprocessing outputs go to
+    ``workdir``. Returns the config for ``DataCatalog.from_config``.
+    """
+    from kedro.config import OmegaConfigLoader
+
+    from chest_xray.settings import CONFIG_LOADER_ARGS
+
+    runtime = {"raw_root": str(raw_root), "data_root": str(workdir)}
+    loader = OmegaConfigLoader(str(REPO / "conf"), runtime_params=runtime, **CONFIG_LOADER_ARGS)
+    entries = loader["catalog"]
+    missing = [name for name in (*names, *REDIRECTED_OUTPUTS) if name not in entries]
+    if missing:
+        sys.exit(f"error: conf/base/catalog.yml has no {missing}: is this the right checkout?")
+    config = {name: entries[name] for name in (*names, *REDIRECTED_OUTPUTS)}
+    images, log = str(workdir / "images"), str(workdir / "preprocessing_log.csv")
+    config["processed_images"]["path"] = images
+    config["processed_images_previous"]["path"] = images
+    config["preprocessing_log"]["filepath"] = log
+    config["preprocessing_log_previous"]["dataset"]["filepath"] = log
+    return config
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

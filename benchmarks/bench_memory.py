@@ -37,9 +37,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
-    REPO,
     SHARED_DATA,
     base_parser,
+    catalog_config,
     check_repeats,
     cpu_parallelism,
     kaggle_images,
@@ -65,34 +65,10 @@ def _vm(field: str) -> int:
 
 
 def catalog(root: Path, workdir: Path) -> Any:
-    """The project's catalog entries for the data_processing inputs and outputs, redirected.
-
-    Read through Kedro's config loader (the entries interpolate globals and runtime
-    parameters), with ``root`` as the raw data; the outputs go to ``workdir``.
-    """
-    from kedro.config import OmegaConfigLoader
+    """The project's catalog for the data_processing inputs and outputs, redirected."""
     from kedro.io import DataCatalog
 
-    from chest_xray.settings import CONFIG_LOADER_ARGS
-
-    runtime = {"raw_root": str(root), "data_root": str(workdir)}
-    loader = OmegaConfigLoader(str(REPO / "conf"), runtime_params=runtime, **CONFIG_LOADER_ARGS)
-    entries = loader["catalog"]
-    names = (
-        "raw_metadata",
-        "raw_images",
-        "processed_images",
-        "preprocessing_log",
-        "preprocessing_log_previous",
-        "processed_images_previous",
-    )
-    config = {name: entries[name] for name in names}
-    images, log = str(workdir / "images"), str(workdir / "preprocessing_log.csv")
-    config["processed_images"]["path"] = images
-    config["processed_images_previous"]["path"] = images
-    config["preprocessing_log"]["filepath"] = log
-    config["preprocessing_log_previous"]["dataset"]["filepath"] = log
-    return DataCatalog.from_config(config)
+    return DataCatalog.from_config(catalog_config(root, workdir, ("raw_metadata", "raw_images")))
 
 
 def prepare(root: Path, workdir: Path) -> dict[str, Any]:

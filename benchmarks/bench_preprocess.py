@@ -38,9 +38,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    REPO,
     SHARED_DATA,
     base_parser,
+    catalog_config,
     check_repeats,
     cpu_parallelism,
     machine,
@@ -70,40 +70,18 @@ def write_up_loop(files: list[Path], out_dir: Path) -> None:
 
 
 @functools.cache
-def _catalog_yaml() -> dict[str, Any]:
-    """conf/base/catalog.yml, parsed once: ``kedro run`` reads its config at start-up too."""
-    import yaml
-
-    return yaml.safe_load((REPO / "conf/base/catalog.yml").read_text())
-
-
-def catalog_entries() -> dict[str, dict[str, Any]]:
-    """The project's catalog entries that the preprocessing node reads and writes."""
-    entries = _catalog_yaml()
-    names = (
-        "raw_images",
-        "processed_images",
-        "preprocessing_log",
-        "preprocessing_log_previous",
-        "processed_images_previous",
-    )
-    missing = [name for name in names if name not in entries]
-    if missing:
-        sys.exit(f"error: conf/base/catalog.yml has no {missing}: is this the right checkout?")
-    return {name: copy.deepcopy(entries[name]) for name in names}
+def _catalog_config(out_dir: Path) -> dict[str, Any]:
+    """The preprocessing node's catalog entries as ``kedro run`` resolves them, outputs in
+    ``out_dir``; resolved once per folder: ``kedro run`` reads its config at start-up too."""
+    return catalog_config(out_dir, out_dir, ("raw_images",))
 
 
 def make_catalog(source: Path, out_dir: Path) -> Any:
-    """A DataCatalog of those entries, with the raw folder and outputs redirected."""
+    """A DataCatalog of those entries, the raw folder being ``source`` (a folder of JPEGs)."""
     from kedro.io import DataCatalog
 
-    entries = catalog_entries()
-    images, log = str(out_dir / "images"), str(out_dir / "preprocessing_log.csv")
+    entries = copy.deepcopy(_catalog_config(out_dir))
     entries["raw_images"]["path"] = str(source)
-    entries["processed_images"]["path"] = images
-    entries["processed_images_previous"]["path"] = images
-    entries["preprocessing_log"]["filepath"] = log
-    entries["preprocessing_log_previous"]["dataset"]["filepath"] = log
     return DataCatalog.from_config(entries)
 
 
@@ -162,7 +140,8 @@ def child_run(source: Path, workdir: Path) -> dict[str, float]:
     index = pd.DataFrame(
         {"image_id": [f"train/{f.stem}" for f in files], "raw_partition": [f.name for f in files]}
     )
-    catalog_entries()  # config parsing is not the node's work
+    for folder in ("project", "one"):  # config parsing is not the node's work
+        _catalog_config(workdir / folder)
     marks = _watch_outcomes()
     first = project_run(source, workdir / "project", index)
     _watch_outcomes(stop=True)

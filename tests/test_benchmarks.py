@@ -81,6 +81,33 @@ def test_the_memory_benchmark_prepares_the_split_with_the_project_nodes(
         assert len(list(csv.DictReader(handle))) == sum(prepared["splits"].values())
 
 
+def test_the_preprocess_benchmark_runs_the_node_through_the_resolved_catalog(
+    demo_dataset: DemoDatasetFacts, tmp_path: Path
+) -> None:
+    """bench_preprocess reads the catalog as ``kedro run`` resolves it: its entries
+    interpolate globals and credentials, which a plain YAML read left as text (the
+    benchmark then failed on its first catalog)."""
+    import pandas as pd
+
+    preprocess = _script("bench_preprocess")
+    train = demo_dataset.root / "Coronahack-Chest-XRay-Dataset/Coronahack-Chest-XRay-Dataset/train"
+    source = tmp_path / "jpegs"
+    source.mkdir()
+    names = sorted(row["X_ray_image_name"] for row in _rows(demo_dataset.root))
+    for name in [n for n in names if (train / n).is_file() and n.endswith(".jpeg")][:3]:
+        (source / name).write_bytes((train / name).read_bytes())
+    files = sorted(source.glob("*.jpeg"))
+    index = pd.DataFrame(
+        {"image_id": [f"train/{f.stem}" for f in files], "raw_partition": [f.name for f in files]}
+    )
+    first = preprocess.project_run(source, tmp_path / "out", index)
+    assert first["written"] == first["ok"] == len(files) == 3
+    pngs = sorted((tmp_path / "out" / "images" / "train").glob("*.png"))
+    assert [png.stem for png in pngs] == [f.stem for f in files]
+    again = preprocess.project_run(source, tmp_path / "out", index)
+    assert again["written"] == 0 and again["ok"] == 3  # the incremental node's log was found
+
+
 _PING_SERVER = """
 import http.server, sys
 class Ping(http.server.BaseHTTPRequestHandler):
