@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chest_xray.tools.demo_data import DemoDatasetFacts
+from chest_xray.tools.demo_data import IMAGES_DIR, DemoDatasetFacts
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -90,7 +90,7 @@ def test_the_preprocess_benchmark_runs_the_node_through_the_resolved_catalog(
     import pandas as pd
 
     preprocess = _script("bench_preprocess")
-    train = demo_dataset.root / "Coronahack-Chest-XRay-Dataset/Coronahack-Chest-XRay-Dataset/train"
+    train = demo_dataset.root / IMAGES_DIR / "train"
     source = tmp_path / "jpegs"
     source.mkdir()
     names = sorted(row["X_ray_image_name"] for row in _rows(demo_dataset.root))
