@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -80,6 +81,19 @@ def catalog_config(raw_root: Path, workdir: Path, names: Sequence[str]) -> dict[
     config["preprocessing_log"]["filepath"] = log
     config["preprocessing_log_previous"]["dataset"]["filepath"] = log
     return config
+
+
+def project_copy(into: Path) -> Path:
+    """A Kedro project of its own: a copy of this repository's pyproject, conf/ and src/.
+
+    Kedro wants the source folder inside the project (a link out of it is refused).
+    """
+    into.mkdir()
+    shutil.copy2(REPO / "pyproject.toml", into / "pyproject.toml")
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for folder in ("conf", "src"):
+        shutil.copytree(REPO / folder, into / folder, ignore=skip)
+    return into
 
 
 def median(values: Sequence[float]) -> float:

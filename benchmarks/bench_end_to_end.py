@@ -44,12 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
     KAGGLE_IMAGES,
-    REPO,
     SHARED_DATA,
     cpu_flags,
     kaggle_images,
     machine,
     median,
+    project_copy,
     table,
     versions,
     write_result,
@@ -99,19 +99,6 @@ def stand_in_layout(data: Path, test_from: Path, into: Path) -> dict[str, int]:
         writer.writeheader()
         writer.writerows(train_rows + test_rows)
     return {"train_rows": len(train_rows), "test_rows": len(test_rows)}
-
-
-def project_copy(into: Path) -> Path:
-    """A Kedro project of its own: a copy of this repository's pyproject, conf/ and src/.
-
-    Kedro wants the source folder inside the project (a link out of it is refused).
-    """
-    into.mkdir()
-    shutil.copy2(REPO / "pyproject.toml", into / "pyproject.toml")
-    skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for folder in ("conf", "src"):
-        shutil.copytree(REPO / folder, into / folder, ignore=skip)
-    return into
 
 
 def run_once(project: Path, raw: Path, *, env: str, params: str, seed: int, log: Path) -> dict:

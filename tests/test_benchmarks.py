@@ -66,6 +66,20 @@ def test_the_end_to_end_stand_in_has_every_train_row_and_new_bytes_for_test(
             assert difference.mean() < 3  # the same picture (JPEG again, quality 95)
 
 
+def test_the_startup_benchmark_times_a_child_and_compares_it_with_its_baseline(
+    tmp_path: Path,
+) -> None:
+    startup = _script("bench_startup")
+    sample = startup.run_once(tmp_path, "import sys; sys.exit(1)", [], 1)
+    assert sample["seconds"] > 0 and sample["peak_rss_mb"] > 1
+    with pytest.raises(SystemExit, match=r"(?s)exited 1, not 0.*why"):
+        startup.run_once(tmp_path, "import sys; print('why'); sys.exit(1)", [], 0)
+    fast, slow = {"seconds": 1.0, "peak_rss_mb": 300.0}, {"seconds": 4.0, "peak_rss_mb": 800.0}
+    figures = startup.summary({"case": {"project": [fast] * 3, "keras first": [slow] * 3}})
+    assert figures["case"]["speedup"] == 4.0
+    assert figures["case"]["memory_saved_mb"] == 500.0
+
+
 def test_the_memory_benchmark_prepares_the_split_with_the_project_nodes(
     demo_dataset: DemoDatasetFacts, tmp_path: Path
 ) -> None:

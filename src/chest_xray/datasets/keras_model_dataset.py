@@ -21,10 +21,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
-import keras
 from kedro.io.core import (
     AbstractVersionedDataset,
     DatasetError,
@@ -36,8 +35,11 @@ from kedro.io.core import (
 from chest_xray.data.files import keep_mode
 from chest_xray.modeling.saving import SUFFIXES, load_network, save_network
 
+if TYPE_CHECKING:
+    import keras
 
-class KerasModelDataset(AbstractVersionedDataset[keras.Model, keras.Model]):
+
+class KerasModelDataset(AbstractVersionedDataset["keras.Model", "keras.Model"]):
     """Saves with ``modeling.saving.save_network`` and loads with ``load_network``.
 
     The format follows the file extension: ``.keras`` (Keras 3 native, what the

@@ -6,20 +6,21 @@ warning) and still reads the ``.h5`` files that earlier versions wrote. Keras' o
 model's optimizer state (Adam's two moments: about three times the weights of a flatten
 head); ``save_network`` leaves it out by saving an uncompiled view of the same layers.
 
-Importing this module registers the package's custom Keras objects (``RandomAffine``,
-``RandomGamma``, ``PerUpdate``), so a model or a compiled model that holds them loads.
+``load_network`` registers the package's custom Keras objects (``RandomAffine``,
+``RandomGamma``, ``PerUpdate``) first, so a model or a compiled model that holds them loads.
+
+Keras is imported when a function runs, not with the module: ``KerasModelDataset`` checks
+a path's suffix (``SUFFIXES``) when Kedro builds the catalog, which kedro-mlflow does for
+every dataset of every run, and a run that needs no model should not wait for TensorFlow.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
-
-# Imported for their side effect: @register_keras_serializable on the custom objects.
-from chest_xray.modeling import augmentation as _augmentation  # noqa: F401
-from chest_xray.modeling import model as _model  # noqa: F401
+if TYPE_CHECKING:
+    import keras
 
 SUFFIXES = (".keras", ".h5")
 
@@ -27,6 +28,8 @@ SUFFIXES = (".keras", ".h5")
 def save_network(model: keras.Model, path: str | Path, *, include_optimizer: bool = True) -> None:
     """Write ``model`` to ``path`` (``.keras``, or ``.h5`` for an old reader); without
     ``include_optimizer`` the file holds the architecture and weights only."""
+    import keras
+
     suffix = Path(path).suffix
     if suffix not in SUFFIXES:
         raise ValueError(f"A Keras model file ends in .keras or .h5, got '{path}'")
@@ -38,6 +41,12 @@ def save_network(model: keras.Model, path: str | Path, *, include_optimizer: boo
 
 def load_network(path: str | Path, **load_args: Any) -> keras.Model:
     """A ``.keras`` or ``.h5`` model file, with the package's custom objects known."""
+    import keras
+
+    # Imported for their side effect: @register_keras_serializable on the custom objects.
+    from chest_xray.modeling import augmentation as _augmentation  # noqa: F401
+    from chest_xray.modeling import model as _model  # noqa: F401
+
     return keras.saving.load_model(path, **load_args)
 
 
@@ -45,6 +54,8 @@ def without_optimizer(model: keras.Model) -> keras.Model:
     """The same layers (and weights, shared) as an uncompiled model: saved, it holds no
     optimizer state and no compile config. A model that was never compiled is returned
     as it is; one that is not a graph of layers (a subclassed model) too, optimizer kept."""
+    import keras
+
     if getattr(model, "optimizer", None) is None:
         return model
     try:
