@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -94,6 +95,28 @@ def project_copy(into: Path) -> Path:
     for folder in ("conf", "src"):
         shutil.copytree(REPO / folder, into / folder, ignore=skip)
     return into
+
+
+def run_in_project(project: Path, command: Sequence[str], log: Path) -> tuple[float, int, int]:
+    """Run ``command`` in a project copy (``project_copy``: its own ``src/`` first on the
+    path), its output into ``log``: wall seconds, exit code and the child's own peak RSS in
+    bytes (``wait4``: ``Popen.wait`` reports no rusage of the child)."""
+    environment = os.environ | {
+        "PYTHONPATH": str(project / "src"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KEDRO_DISABLE_TELEMETRY": "1",
+    }
+    start = time.perf_counter()
+    with log.open("w") as out:
+        child = subprocess.Popen(command, cwd=project, env=environment, stdout=out, stderr=out)
+        _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    return seconds, os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024  # KiB on Linux
+
+
+def log_tail(log: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a child's log, for the error that names it."""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def median(values: Sequence[float]) -> float:

@@ -31,12 +31,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +44,11 @@ from _common import (
     SHARED_DATA,
     cpu_flags,
     kaggle_images,
+    log_tail,
     machine,
     median,
     project_copy,
+    run_in_project,
     table,
     versions,
     write_result,
@@ -107,26 +106,15 @@ def run_once(project: Path, raw: Path, *, env: str, params: str, seed: int, log:
     command = [sys.executable, "-m", "kedro", "run", f"--params={overrides}"]
     if env != "none":
         command.insert(4, f"--env={env}")
-    environment = os.environ | {
-        "PYTHONPATH": str(project / "src"),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "KEDRO_DISABLE_TELEMETRY": "1",
-    }
     print(" ".join(command), f"(log: {log})", flush=True)
-    start = time.perf_counter()
-    with log.open("w") as out:
-        child = subprocess.Popen(command, cwd=project, env=environment, stdout=out, stderr=out)
-        _, status, usage = os.wait4(child.pid, 0)  # the child's own rusage, not Popen.wait
-    seconds = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
+    seconds, code, peak_rss = run_in_project(project, command, log)
     if code != 0:
-        tail = "\n".join(log.read_text().splitlines()[-20:])
-        sys.exit(f"error: the run failed (exit {code}); the end of {log}:\n{tail}")
+        sys.exit(f"error: the run failed (exit {code}); the end of {log}:\n{log_tail(log)}")
     history = json.loads((project / "data/08_reporting/training_history.json").read_text())
     return {
         "seed": seed,
         "wall_seconds": seconds,
-        "peak_rss_bytes": usage.ru_maxrss * 1024,  # KiB on Linux
+        "peak_rss_bytes": peak_rss,
         "epochs": len(history.get("loss", [])),
     }
 

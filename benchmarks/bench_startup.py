@@ -21,11 +21,8 @@ Usage: python benchmarks/bench_startup.py [--repeats 5] [--n-train 120]
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +32,11 @@ from _common import (
     base_parser,
     check_repeats,
     cpu_flags,
+    log_tail,
     machine,
     median,
     project_copy,
+    run_in_project,
     table,
     versions,
     write_result,
@@ -53,25 +52,20 @@ CASES = {
 
 def run_once(project: Path, code: str, arguments: list[str], expected: int) -> dict[str, float]:
     """One command in a fresh interpreter: wall seconds and peak RSS in MB."""
-    environment = os.environ | {
-        "PYTHONPATH": str(project / "src"),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "KEDRO_DISABLE_TELEMETRY": "1",
-    }
-    command = [sys.executable, "-c", code, *arguments]
-    start = time.perf_counter()
-    child = subprocess.Popen(
-        command, cwd=project, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    log = project / "bench-startup-child.log"
+    seconds, exit_code, peak_rss = run_in_project(
+        project, [sys.executable, "-c", code, *arguments], log
     )
-    assert child.stdout is not None
-    output = child.stdout.read()  # read as it comes, so a full pipe never stalls the child
-    _, status, usage = os.wait4(child.pid, 0)  # the child's own rusage
-    seconds = time.perf_counter() - start
-    code_ = os.waitstatus_to_exitcode(status)
-    if code_ != expected:
-        tail = output.decode(errors="replace")[-2000:]
-        sys.exit(f"error: {' '.join(arguments)} exited {code_}, not {expected}:\n{tail}")
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024}  # KiB on Linux
+    if exit_code != expected:
+        sys.exit(
+            f"error: {' '.join(arguments)} exited {exit_code}, not {expected}:\n{log_tail(log)}"
+        )
+    return {"seconds": seconds, "peak_rss_mb": peak_rss / 1024**2}
+
+
+def kedro_run(raw: Path, extra: list[str], params: str = "") -> list[str]:
+    """``kedro run`` arguments on the demo environment, with ``raw`` as the raw data."""
+    return ["run", "--env=demo", *extra, f"--params=raw_root={raw}{params}"]
 
 
 def measure(project: Path, raw: Path, repeats: int) -> dict[str, dict[str, list[dict]]]:
@@ -79,7 +73,7 @@ def measure(project: Path, raw: Path, repeats: int) -> dict[str, dict[str, list[
     samples: dict[str, dict[str, list[dict]]] = {case: {w: [] for w in WAYS} for case in CASES}
     for repeat in range(repeats):
         for case, (extra, params, expected) in CASES.items():
-            arguments = ["run", "--env=demo", *extra, f"--params=raw_root={raw}{params}"]
+            arguments = kedro_run(raw, extra, params)
             for way, code in WAYS.items():
                 samples[case][way].append(run_once(project, code, arguments, expected))
         print(f"repetition {repeat + 1}/{repeats} done", flush=True)
@@ -130,14 +124,8 @@ def main() -> int:
         work = Path(folder)
         raw = write_demo_dataset(work / "raw", n_train=args.n_train, n_test=30).root
         project = project_copy(work / "project")
-        (project / "conf" / "local").mkdir(exist_ok=True)
         # Prepared once, untimed: "data again" then checks every image and writes none.
-        run_once(
-            project,
-            KEDRO,
-            ["run", "--env=demo", "--pipelines=data_processing", f"--params=raw_root={raw}"],
-            0,
-        )
+        run_once(project, KEDRO, kedro_run(raw, ["--pipelines=data_processing"]), 0)
         samples = measure(project, raw, args.repeats)
     figures = summary(samples)
     report(figures)
