@@ -147,6 +147,11 @@ CONFIGS |= {
 # training image is upsampled while the official TEST's originals are downsampled: the
 # run's package also goes to scripts/resample_shift.py.
 CONFIGS |= {"std_aw_300_e60": STD_AW | {"training.epochs": 60, "preprocessing.image_size": 300}}
+# The eighth round: candidate E (224 px, 60 epochs) on the dev split, the one frozen
+# candidate the screening had not run. At 224 px this copy's TRAIN images reach the network
+# unresized, and an original takes nearly the path its copy took: the run's package also
+# goes to scripts/resample_shift.py, to set beside the 150 and 300 px measurements.
+CONFIGS |= {"std_aw_224_e60": STD_AW | {"training.epochs": 60, "preprocessing.image_size": 224}}
 
 
 # The cross-validation screening's scale (--cross-validation): about 9 minutes a config on
