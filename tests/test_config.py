@@ -90,6 +90,9 @@ def test_the_defaults_are_the_screened_recipe(env: str, epochs: int, size: int) 
     assert optimizer.warmup_epochs == 1 and training.epochs == epochs
     preprocessing = typed.PreprocessingParams.model_validate(values["preprocessing"])
     assert preprocessing.image_size == (size, size)
+    # The threshold rule whose choice, and the accuracy at it, moved least across seeds.
+    evaluation = typed.EvaluationParams.model_validate(values["evaluation"])
+    assert evaluation.validation_threshold == "equal_error"
 
 
 def test_every_parameter_group_is_checked_here() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -217,10 +218,18 @@ def test_prior_shift_moves_the_fixed_point_but_not_the_auc() -> None:
     assert json.loads(json.dumps(report)) == report
 
 
-def test_prior_shift_keeps_the_youden_operating_point_at_a_shifted_threshold() -> None:
-    plain = evaluation_report(Y, P, VAL_Y, VAL_P, EvaluationParams())
+@pytest.mark.parametrize("rule", ["youden", "equal_error"])
+def test_prior_shift_keeps_the_validation_operating_point_at_a_shifted_threshold(
+    rule: Literal["youden", "equal_error"],
+) -> None:
+    plain = evaluation_report(Y, P, VAL_Y, VAL_P, EvaluationParams(validation_threshold=rule))
     shifted = evaluation_report(
-        Y, P, VAL_Y, VAL_P, EvaluationParams(target_prevalence=0.5), train_prevalence=0.75
+        Y,
+        P,
+        VAL_Y,
+        VAL_P,
+        EvaluationParams(validation_threshold=rule, target_prevalence=0.5),
+        train_prevalence=0.75,
     )
 
     before, after = (r["test"]["at_validation_threshold"] for r in (plain, shifted))
