@@ -25,6 +25,9 @@ PRE_SCREENING: Overrides = {
     # conf/cpu trained 15 epochs until 2026-12-07 (then 30, then 60): the configurations
     # that set no length meant 15.
     "training.epochs": 15,
+    # The validation threshold was Youden's until 2026-12-08 (then the equal-error point):
+    # every record's "@val" figures are Youden's; scripts/threshold_rules.py gives the rest.
+    "evaluation.validation_threshold": "youden",
 }
 COMMON: Overrides = {"training.mixed_precision": "bfloat16", **PRE_SCREENING}
 MILD_CPU: Overrides = {
