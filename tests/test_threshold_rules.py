@@ -6,6 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "threshold_rules.py"
@@ -67,3 +68,27 @@ def test_the_table_has_every_rule_for_configs_with_three_seeds_only(
     assert rows[0]["threshold"] == "0.400 +- 0.000" and rows[0]["dev test acc"] == "0.750 +- 0.000"
     assert rows[3]["threshold range"] == "0.50-0.50"
     assert script.rule_table(["two"]) == []
+
+
+def test_one_run_from_its_prediction_tables(script, tmp_path: Path) -> None:
+    for split, predictions in (("validation", VALIDATION), ("test", TEST)):
+        table = {"image_id": [f"{split}/{i}" for i in range(len(predictions["y_true"]))]}
+        pd.DataFrame(table | predictions).to_csv(tmp_path / f"{split}_predictions.csv")
+
+    rows = script.run_table(tmp_path)
+
+    assert [r["rule"] for r in rows] == ["youden", "equal_error", "accuracy", "fixed 0.5"]
+    assert rows[1] == {
+        "rule": "equal_error",
+        "threshold": "0.300",
+        "test acc": "0.750",
+        "test spec": "0.500",
+    }
+    assert script.main(["--predictions", str(tmp_path)]) == 0
+
+
+def test_a_run_without_its_tables_names_the_missing_file(
+    script, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert script.main(["--predictions", str(tmp_path)]) == 2
+    assert "validation_predictions.csv: no such file" in capsys.readouterr().err
