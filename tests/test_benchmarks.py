@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -13,20 +12,13 @@ import pytest
 from PIL import Image
 
 from chest_xray.tools.demo_data import IMAGES_DIR, DemoDatasetFacts
+from tests.scripts import ROOT, load_script
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = ROOT / "benchmarks"
 
 
 def _script(name: str):
-    sys.path.insert(0, str(BENCHMARKS))  # the scripts import their _common helpers
-    try:
-        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return load_script(BENCHMARKS / f"{name}.py")
 
 
 def _rows(root: Path) -> list[dict[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -16,17 +15,14 @@ from chest_xray.inference.packaging import ServableModel, save_servable_model
 from chest_xray.tools.demo_data import IMAGES_DIR
 from tests.inference.conftest import tiny_model, tiny_settings
 from tests.inference.new_images import encoded
+from tests.scripts import ROOT, load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "resample_shift.py"
+SCRIPT = ROOT / "scripts" / "resample_shift.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("resample_shift", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def _jpeg(image: Image.Image) -> bytes:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "threshold_rules.py"
+from tests.scripts import ROOT, load_script
+
+SCRIPT = ROOT / "scripts" / "threshold_rules.py"
 
 # Validation: the three NORMAL images score 0.1-0.3, the PNEUMONIA ones 0.2, 0.4 and 0.9,
 # so Youden picks 0.4 (sensitivity 2/3, specificity 1) and equal error 0.3 (both 2/3);
@@ -20,11 +21,7 @@ TEST = {"y_true": [0, 0, 1, 1], "probability": [0.1, 0.45, 0.6, 0.9]}
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("threshold_rules", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def _record(config: str, seed: int) -> dict:
