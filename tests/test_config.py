@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,24 @@ def test_a_run_that_needs_no_model_never_imports_keras(
     )
     assert result.returncode == returncode, result.stdout[-2000:] + result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "imported: []"
+
+
+def test_a_run_logs_its_nodes_not_every_dataset(
+    kedro_project: Path, demo_dataset: DemoDatasetFacts
+) -> None:
+    """conf/logging.yml holds Kedro's dataset lines back, not its node lines."""
+    params = f"raw_root={demo_dataset.root},preprocessing.workers=1"
+    command = ["run", "--env=demo", "--pipelines=data_processing", f"--params={params}"]
+    result = subprocess.run(
+        [sys.executable, "-m", "kedro", *command],
+        cwd=kedro_project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=os.environ | {"COLUMNS": "200"},
+    )
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-2000:]
+    assert "Running node: join_metadata" in log and "Run summary" in log
+    assert "Loading data from" not in log and "Saving data to" not in log
