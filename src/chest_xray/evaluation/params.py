@@ -55,8 +55,8 @@ class EvaluationParams(StrictParams):
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     # A second operating point chosen on the validation split:
     # ``equal_error`` makes sensitivity and specificity as equal as validation allows
-    # (no pull towards the class TRAIN has more of; across the screening's seeds its
-    # choice and the accuracy at it move least), ``youden`` maximises sensitivity +
+    # (no pull towards the class TRAIN has more of; over the screening's seeds the
+    # steadier where Youden swung), ``youden`` maximises sensitivity +
     # specificity - 1, ``accuracy`` maximises validation accuracy, ``none`` reports
     # only the fixed threshold.
     validation_threshold: Literal["youden", "accuracy", "equal_error", "none"] = "equal_error"
