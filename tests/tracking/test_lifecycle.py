@@ -250,6 +250,30 @@ def test_a_dropped_sigterm_exception_is_raised_again_until_the_handler_is_restor
     assert lifecycle._state.resender is None
 
 
+def test_a_sigterm_that_surfaced_as_another_error_is_still_named_the_termination() -> None:
+    """Raised inside Python code that TensorFlow's C++ side called, the handler's exception
+    can come out as a ``SystemError`` that does not chain it: the run was still stopped."""
+    other = SystemError("Objects/listobject.c:338: bad argument to internal function")
+    raise_on_sigterm()()  # a run starts with nothing received (earlier tests sent SIGTERM)
+    assert lifecycle.as_termination(other) is other  # no SIGTERM: the error as it is
+    restore = raise_on_sigterm()
+    try:
+        with pytest.raises(TerminatedBySignalError):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+    finally:
+        restore()
+    reason = lifecycle.as_termination(other)
+    assert isinstance(reason, TerminatedBySignalError) and reason.signum == signal.SIGTERM
+    assert str(reason).startswith("Received SIGTERM: the run was stopped (it surfaced as ")
+    assert "SystemError: Objects/listobject.c:338" in str(reason)
+    chained = RuntimeError("context added")
+    chained.__context__ = TerminatedBySignalError()
+    assert lifecycle.as_termination(chained) is chained  # the termination is in its chain
+    raise_on_sigterm()()  # a new run starts with nothing received
+    assert lifecycle.as_termination(other) is other
+
+
 def test_the_sigterm_exception_survives_keras_adding_context() -> None:
     """Keras re-raises an exception from a layer call as ``type(e)(message)``."""
     error = TerminatedBySignalError(signum=signal.SIGTERM)

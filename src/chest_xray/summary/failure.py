@@ -29,7 +29,7 @@ from kedro.io import DatasetError
 from kedro.validation import ParameterValidationError
 from pydantic import ValidationError
 
-from chest_xray.tracking.lifecycle import RESUME_ADVICE, TerminatedBySignalError
+from chest_xray.tracking.lifecycle import RESUME_ADVICE, TerminatedBySignalError, as_termination
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # Kedro's configuration loader: what it raises is about the files in conf/ (a YAML syntax
@@ -77,7 +77,7 @@ def stopped_by(error: BaseException) -> str | None:
 
     Keras re-raises an exception from inside a layer call as a new one of the same type,
     so the type, not the instance, is what survives."""
-    for candidate in _chain(error):
+    for candidate in _chain(as_termination(error)):
         if isinstance(candidate, TerminatedBySignalError):
             return signal.Signals(candidate.signum).name
         if isinstance(candidate, KeyboardInterrupt):

@@ -124,6 +124,7 @@ class _HandlerState:
 
     resender: _Resender | None = None
     restoring = False  # a delivery on its way when restore() began: nothing to do
+    received: int | None = None  # the signal this run received, whatever it became
 
 
 _state = _HandlerState()
@@ -133,12 +134,36 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     if _state.restoring:
         return
     if _state.resender is None:
+        _state.received = signum
         _state.resender = _Resender(signum)
     if _handling_termination():
         return  # the exception is on its way to Kedro's error hooks
     if _lands_where_it_is_swallowed(frame):
         return
     raise TerminatedBySignalError(signum=signum)
+
+
+def as_termination(error: BaseException) -> BaseException:
+    """``error``, or the termination it stands for when this run received SIGTERM and the
+    exception the handler raised became another on its way (inside TensorFlow's C++ side
+    it can come out as a ``SystemError`` that does not chain it)."""
+    if _state.received is None or any(
+        isinstance(e, TerminatedBySignalError) for e in _exception_chain(error)
+    ):
+        return error
+    name = signal.Signals(_state.received).name
+    return TerminatedBySignalError(
+        f"Received {name}: the run was stopped (it surfaced as {type(error).__name__}: {error})",
+        signum=_state.received,
+    )
+
+
+def _exception_chain(error: BaseException | None) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while error is not None and error not in chain:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
 
 
 def _handling_termination() -> bool:
@@ -168,6 +193,7 @@ def raise_on_sigterm() -> Callable[[], None]:
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     _state.restoring = False
+    _state.received = None
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
 
     def restore() -> None:
@@ -264,7 +290,8 @@ class RunLifecycleHooks:
         if run_id is not None:
             with best_effort("recording the error"):
                 client = MlflowClient()
-                message = redact(f"{type(error).__name__}: {error}")
+                reason = as_termination(error)
+                message = redact(f"{type(reason).__name__}: {reason}")
                 client.set_tag(run_id, TAG_ERROR, message[:MAX_TAG_LENGTH])
                 trace = redact("".join(traceback.format_exception(error)))
                 client.log_text(run_id, trace, "error/traceback.txt")
