@@ -53,6 +53,10 @@ def apply_rule(record: dict, rule: ThresholdStrategy | float) -> dict[str, float
     }
 
 
+def _label(rule: ThresholdStrategy | float) -> str:
+    return rule if isinstance(rule, str) else f"fixed {rule}"
+
+
 def _spread(values: list[float], digits: int = 3) -> str:
     return f"{np.mean(values):.{digits}f} +- {np.std(values, ddof=1):.{digits}f}"
 
@@ -74,7 +78,7 @@ def rule_table(configs: list[str], min_seeds: int = 3) -> list[dict[str, str]]:
             rows.append(
                 {
                     "config": config,
-                    "rule": str(rule) if isinstance(rule, str) else f"fixed {rule}",
+                    "rule": _label(rule),
                     "threshold": _spread(thresholds),
                     "threshold range": f"{min(thresholds):.2f}-{max(thresholds):.2f}",
                     "dev test acc": _spread([s["accuracy"] for s in scores]),
@@ -110,7 +114,7 @@ def run_table(folder: Path) -> list[dict[str, str]]:
         score = apply_rule(record, rule)
         rows.append(
             {
-                "rule": str(rule) if isinstance(rule, str) else f"fixed {rule}",
+                "rule": _label(rule),
                 "threshold": f"{score['threshold']:.3f}",
                 "test acc": f"{score['accuracy']:.3f}",
                 "test spec": f"{score['specificity']:.3f}",

@@ -147,9 +147,7 @@ def as_termination(error: BaseException) -> BaseException:
     """``error``, or the termination it stands for when this run received SIGTERM and the
     exception the handler raised became another on its way (inside TensorFlow's C++ side
     it can come out as a ``SystemError`` that does not chain it)."""
-    if _state.received is None or any(
-        isinstance(e, TerminatedBySignalError) for e in _exception_chain(error)
-    ):
+    if _state.received is None or _holds_termination(error):
         return error
     name = signal.Signals(_state.received).name
     return TerminatedBySignalError(
@@ -158,23 +156,20 @@ def as_termination(error: BaseException) -> BaseException:
     )
 
 
-def _exception_chain(error: BaseException | None) -> list[BaseException]:
-    chain: list[BaseException] = []
-    while error is not None and error not in chain:
-        chain.append(error)
-        error = error.__cause__ or error.__context__
-    return chain
-
-
-def _handling_termination() -> bool:
-    """Whether a ``TerminatedBySignalError`` is being handled here, or is the context of
-    the exception being handled (one raised and caught inside the error hooks)."""
-    error: BaseException | None = sys.exc_info()[1]
+def _holds_termination(error: BaseException | None) -> bool:
+    """Whether ``error`` is a ``TerminatedBySignalError`` or was raised while one was
+    being handled (its ``__context__``, kept by ``raise ... from``, even ``from None``)."""
     while error is not None:
         if isinstance(error, TerminatedBySignalError):
             return True
         error = error.__context__
     return False
+
+
+def _handling_termination() -> bool:
+    """Whether a ``TerminatedBySignalError`` is being handled here, or is the context of
+    the exception being handled (one raised and caught inside the error hooks)."""
+    return _holds_termination(sys.exc_info()[1])
 
 
 def _stop_resending() -> None:
